@@ -121,7 +121,10 @@ int opts_parse(const char *cmd, int argc, char **argv, unsigned allowed, const c
 		case LO_AUTH_KEY: o->auth_key = optarg; break;
 		case 'o': o->log_file = optarg; break;
 		case 'v':
-			if (!optarg) {
+			if (!optarg && optind < argc && argv[optind][0] >= '0' &&
+			    argv[optind][0] <= '4' && !argv[optind][1]) {
+				o->verbosity = argv[optind++][0] - '0'; /* -v N */
+			} else if (!optarg) {
 				o->verbosity = o->verbosity < 0 ? 3 : o->verbosity + 1;
 			} else if (optarg[0] == 'v') {
 				o->verbosity = 2 + (int)strlen(optarg);
@@ -160,7 +163,7 @@ int opts_parse(const char *cmd, int argc, char **argv, unsigned allowed, const c
 void cli_error(const char *cmd, const struct ferry_err *err)
 {
 	fprintf(stderr, "ferry %s: %s\n", cmd, err->msg);
-	if (ferry_log_level >= 0)
+	if (log_to_file())
 		log_msg(LOG_ERR, "%s: %s", cmd, err->msg);
 }
 

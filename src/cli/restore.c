@@ -1,8 +1,63 @@
+/*
+ * ferry restore -D DIR: recreate a process from its images.
+ */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/wait.h>
+
 #include "cli/cli.h"
+#include "restore/restore.h"
+
+static const char help[] =
+	"usage: ferry restore -D DIR [-d|--restore-detached] [--pidfile FILE] [--shell-job]\n"
+	"                     [-v 0-4] [-o LOG]\n"
+	"\n"
+	"Recreate the process saved in the image directory DIR, with its pid.\n"
+	"Without -d, ferry stays its parent, waits, and exits with its exit status\n"
+	"(128+N if it was killed by signal N). If the restore fails, nothing is left.\n"
+	"\n"
+	"  -D, --images-dir DIR      the images\n"
+	"  -d, --restore-detached    return once the process runs\n"
+	"      --pidfile FILE        write its pid (as seen here) to FILE\n"
+	"  -j, --shell-job           give it this terminal (for dumps made with --shell-job)\n"
+	"  -v N                      log level 0 (errors) .. 4 (trace)\n"
+	"  -o, --log-file FILE       write the log to FILE\n";
 
 int cmd_restore(int argc, char **argv)
 {
-	fprintf(stderr, "ferry restore: not implemented yet\n");
-	return 1;
+	struct ferry_opts o;
+	struct ferry_err err;
+	struct restore_result res;
+	int r, status;
+
+	r = opts_parse("restore", argc, argv, OPT_DIR | OPT_DETACHED | OPT_PIDFILE | OPT_SHELL_JOB,
+		       help, &o);
+	if (r)
+		return r > 0 ? 0 : 2;
+	if (!o.dir || o.argc) {
+		fprintf(stderr, "ferry restore: needs -D DIR (see ferry restore --help)\n");
+		return 2;
+	}
+	struct restore_opts ro = {.dir = o.dir, .shell_job = o.shell_job, .detached = o.detached};
+	ferry_err_clear(&err);
+	if (ferry_restore(&ro, &res, &err) < 0) {
+		cli_error("restore", &err);
+		return 1;
+	}
+	if (o.pidfile && cli_write_pidfile("restore", o.pidfile, res.pid) < 0) {
+		kill(res.pid, SIGKILL);
+		return 1;
+	}
+	if (o.detached)
+		return 0;
+	/* stay the parent: the process's status becomes ours */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	while (waitpid(res.waitee, &status, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
 }

@@ -34,6 +34,17 @@ int ferry_fail(struct ferry_err *err, int code, const char *fmt, ...)
 	return ret;
 }
 
+int ferry_refuse(struct ferry_err *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	err->code = code < 0 ? -code : code;
+	return ret_code(err);
+}
+
 int ferry_fail_errno(struct ferry_err *err, const char *fmt, ...)
 {
 	int code = errno ? errno : EIO;

@@ -23,6 +23,11 @@ struct ferry_err {
 int ferry_fail(struct ferry_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Set the error without appending strerror: for refusals and validation errors
+ * whose message says it all. Returns -code. */
+int ferry_refuse(struct ferry_err *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Same as ferry_fail with code = errno. */
 int ferry_fail_errno(struct ferry_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -79,9 +79,9 @@ int img_write(int dirfd, const char *name, enum img_kind kind, const ProtobufCMe
 static int check_hdr(const struct img_hdr *h, const char *name, struct ferry_err *err)
 {
 	if (memcmp(h->magic, FERRY_IMG_MAGIC, 8))
-		return ferry_fail(err, EINVAL, "image %s: bad magic, not a ferry image", name);
+		return ferry_refuse(err, EINVAL, "image %s: bad magic, not a ferry image", name);
 	if (le32toh(h->version) != FERRY_IMG_VERSION)
-		return ferry_fail(err, EINVAL,
+		return ferry_refuse(err, EINVAL,
 				  "image %s: format version %u, this ferry reads version %u", name,
 				  le32toh(h->version), FERRY_IMG_VERSION);
 	return 0;
@@ -104,7 +104,7 @@ int img_read_any(int dirfd, const char *name, enum img_kind *kind, ProtobufCMess
 		return ferry_fail_errno(err, "stat image %s", name);
 	r = read_all(fd, &h, sizeof(h));
 	if (r == -EIO)
-		return ferry_fail(err, EINVAL, "image %s: truncated header (%lld bytes)", name,
+		return ferry_refuse(err, EINVAL, "image %s: truncated header (%lld bytes)", name,
 				  (long long)st.st_size);
 	if (r < 0)
 		return ferry_fail(err, -r, "read image %s", name);
@@ -116,9 +116,9 @@ int img_read_any(int dirfd, const char *name, enum img_kind *kind, ProtobufCMess
 	if (*kind == IMG_PAGES)
 		return 0;
 	if (!img_kind_desc(*kind))
-		return ferry_fail(err, EINVAL, "image %s: unknown kind %u", name, *kind);
+		return ferry_refuse(err, EINVAL, "image %s: unknown kind %u", name, *kind);
 	if (len > FERRY_IMG_MAX_PAYLOAD || (uint64_t)st.st_size != FERRY_IMG_HDR_SIZE + len)
-		return ferry_fail(err, EINVAL,
+		return ferry_refuse(err, EINVAL,
 				  "image %s: truncated or padded (header says %llu payload bytes, file has %lld)",
 				  name, (unsigned long long)len,
 				  (long long)st.st_size - FERRY_IMG_HDR_SIZE);
@@ -129,11 +129,11 @@ int img_read_any(int dirfd, const char *name, enum img_kind *kind, ProtobufCMess
 	if (r < 0)
 		return ferry_fail(err, r == -EIO ? EINVAL : -r, "read image %s", name);
 	if (XXH3_64bits(buf, len) != le64toh(h.csum))
-		return ferry_fail(err, EINVAL, "image %s: checksum mismatch, the image is corrupt",
+		return ferry_refuse(err, EINVAL, "image %s: checksum mismatch, the image is corrupt",
 				  name);
 	*out = protobuf_c_message_unpack(img_kind_desc(*kind), NULL, len, buf);
 	if (!*out)
-		return ferry_fail(err, EINVAL, "image %s: cannot decode %s message", name,
+		return ferry_refuse(err, EINVAL, "image %s: cannot decode %s message", name,
 				  img_kind_name(*kind));
 	return 0;
 }
@@ -150,7 +150,7 @@ int img_read(int dirfd, const char *name, enum img_kind kind, ProtobufCMessage *
 		if (*out)
 			protobuf_c_message_free_unpacked(*out, NULL);
 		*out = NULL;
-		return ferry_fail(err, EINVAL, "image %s: holds a %s image, expected %s", name,
+		return ferry_refuse(err, EINVAL, "image %s: holds a %s image, expected %s", name,
 				  img_kind_name(got), img_kind_name(kind));
 	}
 	return 0;
@@ -180,15 +180,15 @@ int img_pages_check_hdr(int fd, const char *name, uint64_t *data_len, struct fer
 		return ferry_fail_errno(err, "stat %s", name);
 	r = pread_all(fd, &h, sizeof(h), 0);
 	if (r < 0)
-		return ferry_fail(err, EINVAL, "image %s: truncated header", name);
+		return ferry_refuse(err, EINVAL, "image %s: truncated header", name);
 	r = check_hdr(&h, name, err);
 	if (r < 0)
 		return r;
 	if (le32toh(h.kind) != IMG_PAGES)
-		return ferry_fail(err, EINVAL, "image %s: not a pages image", name);
+		return ferry_refuse(err, EINVAL, "image %s: not a pages image", name);
 	*data_len = le64toh(h.len);
 	if ((uint64_t)st.st_size < FERRY_PAGES_DATA_OFF + *data_len)
-		return ferry_fail(err, EINVAL,
+		return ferry_refuse(err, EINVAL,
 				  "image %s: truncated (%llu bytes of page data expected, %lld present)",
 				  name, (unsigned long long)*data_len,
 				  (long long)st.st_size - FERRY_PAGES_DATA_OFF);

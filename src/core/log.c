@@ -22,6 +22,11 @@ int log_open(const char *path)
 	return 0;
 }
 
+int log_to_file(void)
+{
+	return log_fd != 2;
+}
+
 void log_set_level(int level)
 {
 	ferry_log_level = level;

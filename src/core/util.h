@@ -14,6 +14,10 @@
 #include "core/err.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* sys/user.h defines these too; include it first so that ours win everywhere. */
+#include <sys/user.h>
+#undef PAGE_SIZE
+#undef PAGE_SHIFT
 #define PAGE_SIZE 4096UL
 #define PAGE_SHIFT 12
 #define PAGE_ALIGN_DOWN(x) ((x) & ~(PAGE_SIZE - 1))

@@ -1,0 +1,65 @@
+/*
+ * page-xfer: where dumped pages go.
+ *
+ * A sink receives page runs in increasing address order per process: a run
+ * is (vaddr, nr_pages, flags). Each FERRY_PR_PRESENT run announces
+ * nr_pages * 4096 bytes of data; the data of announced runs follows, in run
+ * order, through write_data in any number of calls (a batch of runs may be
+ * announced before its data). Runs of other kinds carry no data. Nothing a sink writes is visible as a complete
+ * image before commit() succeeds. Backends: the local image directory
+ * (xfer_local.c); the page server and the image proxy come later.
+ */
+#ifndef FERRY_MEM_XFER_H
+#define FERRY_MEM_XFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/err.h"
+
+struct page_xfer;
+
+struct page_xfer_ops {
+	int (*add_run)(struct page_xfer *x, uint64_t vaddr, uint64_t nr_pages, uint32_t flags,
+		       struct ferry_err *err);
+	int (*write_data)(struct page_xfer *x, const void *buf, size_t len, struct ferry_err *err);
+	int (*commit)(struct page_xfer *x, struct ferry_err *err);
+	void (*destroy)(struct page_xfer *x);
+};
+
+struct page_xfer {
+	const struct page_xfer_ops *ops;
+	uint64_t bytes;    /* data bytes received */
+	uint64_t runs;
+};
+
+/* Local image directory: pagemap-PID.img and pages-PID.img in dirfd. */
+int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **x, struct ferry_err *err);
+
+static inline int xfer_add_run(struct page_xfer *x, uint64_t vaddr, uint64_t nr, uint32_t flags,
+			       struct ferry_err *err)
+{
+	x->runs++;
+	return x->ops->add_run(x, vaddr, nr, flags, err);
+}
+
+static inline int xfer_write(struct page_xfer *x, const void *buf, size_t len,
+			     struct ferry_err *err)
+{
+	x->bytes += len;
+	return x->ops->write_data(x, buf, len, err);
+}
+
+static inline int xfer_commit(struct page_xfer *x, struct ferry_err *err)
+{
+	return x->ops->commit(x, err);
+}
+
+static inline void xfer_destroy(struct page_xfer *x)
+{
+	if (x)
+		x->ops->destroy(x);
+}
+
+#endif

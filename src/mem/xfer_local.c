@@ -1,0 +1,178 @@
+/*
+ * page-xfer into a local image directory.
+ *
+ * Data goes to pages-PID.img right away (after its 4096-byte header), one
+ * checksummed chunk per write_data call; the runs are kept in memory and
+ * written as pagemap-PID.img at commit, together with the final header of the
+ * pages file. Adjacent runs of the same kind are merged.
+ */
+#include "mem/xfer.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "core/image.h"
+#include "core/log.h"
+#include "core/util.h"
+
+struct xfer_local {
+	struct page_xfer x;
+	int dirfd;
+	pid_t pid;
+	int pages_fd;
+	uint64_t off;         /* next data offset in the pages file */
+	PageRun *runs;
+	size_t nr_runs, cap_runs;
+	PageChunk *chunks;
+	size_t nr_chunks, cap_chunks;
+	uint64_t pending;     /* data bytes announced by present runs, not yet written */
+};
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 256;
+	while (ncap < need)
+		ncap *= 2;
+	void *n = realloc(*arr, ncap * elem);
+	if (!n)
+		return -ENOMEM;
+	*arr = n;
+	*cap = ncap;
+	return 0;
+}
+
+static int local_add_run(struct page_xfer *px, uint64_t vaddr, uint64_t nr, uint32_t flags,
+			 struct ferry_err *err)
+{
+	struct xfer_local *x = (struct xfer_local *)px;
+
+	uint64_t data_off = x->off + x->pending;
+
+	if (flags & FERRY_PR_PRESENT)
+		x->pending += nr * PAGE_SIZE;
+	if (x->nr_runs) {
+		PageRun *last = &x->runs[x->nr_runs - 1];
+		bool contiguous = last->vaddr + last->nr_pages * PAGE_SIZE == vaddr;
+		if (contiguous && last->flags == flags &&
+		    (!(flags & FERRY_PR_PRESENT) ||
+		     last->off + last->nr_pages * PAGE_SIZE == data_off)) {
+			last->nr_pages += nr;
+			return 0;
+		}
+	}
+	if (grow((void **)&x->runs, &x->cap_runs, x->nr_runs + 1, sizeof(PageRun)) < 0)
+		return ferry_fail(err, ENOMEM, "page runs");
+	PageRun *r = &x->runs[x->nr_runs++];
+	page_run__init(r);
+	r->vaddr = vaddr;
+	r->nr_pages = nr;
+	r->flags = flags;
+	if (flags & FERRY_PR_PRESENT) {
+		r->has_off = true;
+		r->off = data_off;
+	}
+	return 0;
+}
+
+static int local_write(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
+{
+	struct xfer_local *x = (struct xfer_local *)px;
+	int r;
+
+	if (len > x->pending)
+		return ferry_fail(err, EINVAL, "page data beyond its runs (%zu > %lu bytes)", len,
+				  (unsigned long)x->pending);
+	r = pwrite_all(x->pages_fd, buf, len, x->off);
+	if (r < 0)
+		return ferry_fail(err, -r, "write pages-%d.img at offset %lu", x->pid,
+				  (unsigned long)x->off);
+	if (grow((void **)&x->chunks, &x->cap_chunks, x->nr_chunks + 1, sizeof(PageChunk)) < 0)
+		return ferry_fail(err, ENOMEM, "page chunks");
+	PageChunk *c = &x->chunks[x->nr_chunks++];
+	page_chunk__init(c);
+	c->off = x->off;
+	c->len = len;
+	c->xxh3 = XXH3_64bits(buf, len);
+	x->off += len;
+	x->pending -= len;
+	return 0;
+}
+
+static int local_commit(struct page_xfer *px, struct ferry_err *err)
+{
+	struct xfer_local *x = (struct xfer_local *)px;
+	Pagemap pm = PAGEMAP__INIT;
+	char name[64];
+	int r;
+
+	if (x->pending)
+		return ferry_fail(err, EINVAL, "last page run misses %lu bytes",
+				  (unsigned long)x->pending);
+	_cleanup_free_ PageRun **runs = calloc(x->nr_runs + 1, sizeof(*runs));
+	_cleanup_free_ PageChunk **chunks = calloc(x->nr_chunks + 1, sizeof(*chunks));
+	if (!runs || !chunks)
+		return ferry_fail(err, ENOMEM, "pagemap");
+	for (size_t i = 0; i < x->nr_runs; i++)
+		runs[i] = &x->runs[i];
+	for (size_t i = 0; i < x->nr_chunks; i++)
+		chunks[i] = &x->chunks[i];
+	pm.n_runs = x->nr_runs;
+	pm.runs = runs;
+	pm.n_chunks = x->nr_chunks;
+	pm.chunks = chunks;
+	pm.pages_size = x->off - FERRY_PAGES_DATA_OFF;
+	r = img_pages_write_hdr(x->pages_fd, pm.pages_size, err);
+	if (r == 0 && fsync(x->pages_fd) < 0)
+		r = ferry_fail_errno(err, "sync pages-%d.img", x->pid);
+	if (r < 0)
+		return r;
+	img_name(name, sizeof(name), "pagemap", x->pid);
+	return img_write(x->dirfd, name, IMG_PAGEMAP, &pm.base, err);
+}
+
+static void local_destroy(struct page_xfer *px)
+{
+	struct xfer_local *x = (struct xfer_local *)px;
+
+	if (x->pages_fd >= 0)
+		close(x->pages_fd);
+	free(x->runs);
+	free(x->chunks);
+	free(x);
+}
+
+static const struct page_xfer_ops local_ops = {
+	.add_run = local_add_run,
+	.write_data = local_write,
+	.commit = local_commit,
+	.destroy = local_destroy,
+};
+
+int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **out, struct ferry_err *err)
+{
+	struct xfer_local *x = calloc(1, sizeof(*x));
+	char name[64];
+
+	if (!x)
+		return ferry_fail(err, ENOMEM, "page xfer");
+	x->x.ops = &local_ops;
+	x->dirfd = dirfd;
+	x->pid = pid;
+	x->off = FERRY_PAGES_DATA_OFF;
+	img_name(name, sizeof(name), "pages", pid);
+	x->pages_fd = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (x->pages_fd < 0) {
+		int r = ferry_fail_errno(err, "create %s", name);
+		free(x);
+		return r;
+	}
+	*out = &x->x;
+	return 0;
+}

@@ -1,0 +1,256 @@
+/*
+ * Rebuilding the address space inside the stopped child, by injected system
+ * calls executed from its vDSO:
+ *
+ *   1. unmap everything of ferry's but [vvar] [vvar_vclock] [vdso]
+ *   2. move those three, together, to the image's addresses (through a hop
+ *      if the old and new ranges overlap); the syscall instruction moves too
+ *   3. map each VMA of the image (writable first where pages will be filled)
+ *   4. map a scratch area, queue the page reads, sync them as preadv calls
+ *      from the page files straight into the child's memory
+ *   5. set the final protections and madvise flags
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "core/vdso.h"
+#include "restore/internal.h"
+
+#define TASK_SIZE_MAX 0x7ffffffff000UL
+#define SCRATCH_SIZE (64UL << 10)
+
+static const Vma *find_kind(const Mm *mm, const char *kind)
+{
+	for (size_t i = 0; i < mm->n_vmas; i++)
+		if (!strcmp(mm->vmas[i]->kind, kind))
+			return mm->vmas[i];
+	return NULL;
+}
+
+static bool is_special(const Vma *v)
+{
+	return !strcmp(v->kind, "vdso") || !strcmp(v->kind, "vvar") ||
+	       !strcmp(v->kind, "vvar_vclock") || !strcmp(v->kind, "vsyscall");
+}
+
+static int move_block(struct restore_ctx *r, const struct vdso_layout *l, uint64_t from,
+		      uint64_t to, struct ferry_err *err)
+{
+	struct {
+		uint64_t off, size;
+	} parts[3] = {
+		{0, l->vvar_size},
+		{l->vclock_start ? l->vclock_start - l->vvar_start : 0, l->vclock_size},
+		{l->vdso_start - l->vvar_start, l->vdso_size},
+	};
+
+	for (int i = 0; i < 3; i++) {
+		if (!parts[i].size)
+			continue;
+		int ret = infect_syscall_ok(&r->ic, "move the vDSO", __NR_mremap, NULL,
+					    from + parts[i].off, parts[i].size, parts[i].size,
+					    MREMAP_MAYMOVE | MREMAP_FIXED, to + parts[i].off, 0, err);
+		if (ret < 0)
+			return ret;
+		if (i == 2)
+			r->ic.syscall_ip = r->ic.syscall_ip - from + to;
+	}
+	return 0;
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+static int place_vdso(struct restore_ctx *r, struct ferry_err *err)
+{
+	struct vdso_layout l;
+	const Vma *vvar = find_kind(r->mm, "vvar");
+	const Vma *vdso = find_kind(r->mm, "vdso");
+	int ret;
+
+	if (vdso_self_layout(&l) < 0 || !l.vdso_start || !l.vvar_start)
+		return ferry_fail(err, ENOENT, "cannot find ferry's own vDSO");
+	uint64_t start = l.vvar_start, len = l.vdso_start + l.vdso_size - l.vvar_start;
+	ret = infect_syscall_ok(&r->ic, "unmap ferry below the vDSO", __NR_munmap, NULL, 0, start,
+				0, 0, 0, 0, err);
+	if (ret == 0)
+		ret = infect_syscall_ok(&r->ic, "unmap ferry above the vDSO", __NR_munmap, NULL,
+					start + len, TASK_SIZE_MAX - (start + len), 0, 0, 0, 0, err);
+	if (ret < 0)
+		return ret;
+	if (!vdso || !vvar) /* the image had none: ferry's goes away too */
+		return infect_syscall_ok(&r->ic, "unmap the vDSO", __NR_munmap, NULL, start, len, 0,
+					 0, 0, 0, err);
+	if (vdso->start - vvar->start != l.vdso_start - l.vvar_start)
+		return ferry_fail(err, EINVAL, "vDSO layout differs from the image's");
+	uint64_t target = vvar->start;
+	if (target == start)
+		return 0;
+	if (overlaps(start, len, target, len)) {
+		uint64_t hop = target >= (1UL << 45) ? (1UL << 40) : (3UL << 44);
+		ret = move_block(r, &l, start, hop, err);
+		start = hop;
+		if (ret < 0)
+			return ret;
+	}
+	return move_block(r, &l, start, target, err);
+}
+
+static bool vma_needs_fill(struct restore_ctx *r, const Vma *v, size_t *cursor)
+{
+	size_t n = page_read_nr_runs(&r->pr);
+
+	while (*cursor < n) {
+		const PageRun *run = page_read_run(&r->pr, *cursor);
+		if (run->vaddr + run->nr_pages * PAGE_SIZE <= v->start) {
+			(*cursor)++;
+			continue;
+		}
+		return run->vaddr < v->end && (run->flags & FERRY_PR_PRESENT);
+	}
+	return false;
+}
+
+static int map_vma(struct restore_ctx *r, const Vma *v, bool fill, struct ferry_err *err)
+{
+	uint32_t prot = v->prot | (fill ? PROT_WRITE : 0);
+	uint32_t flags = MAP_FIXED | (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN |
+						  MAP_NORESERVE));
+	long fd = -1, off = 0;
+	char what[96];
+
+	if (!strcmp(v->kind, "file")) {
+		fd = helper_file_fd(r, v->file);
+		off = v->pgoff;
+	} else {
+		flags |= MAP_ANONYMOUS;
+		if (!strcmp(v->kind, "shmem") || !strcmp(v->kind, "memfd"))
+			flags = (flags & ~MAP_PRIVATE) | MAP_SHARED;
+	}
+	snprintf(what, sizeof(what), "map %lx-%lx (%s%s%s)", (unsigned long)v->start,
+		 (unsigned long)v->end, v->kind, v->has_file ? " " : "",
+		 v->has_file ? r->mm->files[v->file]->path : "");
+	return infect_syscall_ok(&r->ic, what, __NR_mmap, NULL, v->start, v->end - v->start, prot,
+				 flags, fd, off, err);
+}
+
+static int issue_preadv(void *ctx, int layer, uint64_t off, const struct iovec *iov, int n,
+			struct ferry_err *err)
+{
+	struct restore_ctx *r = ctx;
+	struct iovec cur[PRQ_MAX_IOV];
+	uint64_t total = 0;
+	int ret;
+
+	memcpy(cur, iov, n * sizeof(*iov));
+	for (int i = 0; i < n; i++)
+		total += cur[i].iov_len;
+	while (total) {
+		long got;
+		ret = infect_write(&r->ic, r->ic.scratch, cur, n * sizeof(*cur), err);
+		if (ret < 0)
+			return ret;
+		ret = infect_syscall(&r->ic, __NR_preadv, &got, helper_layer_fd(r, layer),
+				     r->ic.scratch, n, off, 0, 0, err);
+		if (ret < 0)
+			return ret;
+		if (got <= 0)
+			return ferry_fail(err, got < 0 ? (int)-got : EIO,
+					  "read pages into %p (%d ranges) from %s at offset %lu",
+					  cur[0].iov_base, n, r->pr.layers[layer].path,
+					  (unsigned long)off);
+		total -= got;
+		off += got;
+		while (got > 0) { /* a short read: drop what arrived */
+			if ((uint64_t)got >= cur[0].iov_len) {
+				got -= cur[0].iov_len;
+				memmove(cur, cur + 1, --n * sizeof(*cur));
+			} else {
+				cur[0].iov_base = (char *)cur[0].iov_base + got;
+				cur[0].iov_len -= got;
+				got = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+static int fill_pages(struct restore_ctx *r, struct ferry_err *err)
+{
+	struct pr_queue q = {0};
+	int ret = 0;
+
+	for (size_t i = 0; i < page_read_nr_runs(&r->pr) && ret == 0; i++) {
+		const PageRun *run = page_read_run(&r->pr, i);
+		if (!(run->flags & FERRY_PR_PRESENT))
+			continue;
+		if (prq_add(&q, run->vaddr, run->nr_pages * PAGE_SIZE, 0, run->off) < 0)
+			ret = ferry_fail(err, ENOMEM, "page read queue");
+	}
+	if (ret == 0)
+		ret = prq_sync(&q, issue_preadv, r, err);
+	prq_free(&q);
+	return ret;
+}
+
+static int apply_madvise(struct restore_ctx *r, const Vma *v, struct ferry_err *err)
+{
+	static const struct {
+		uint32_t bit;
+		int advice;
+	} advs[] = {
+		{FERRY_MADV_DONTFORK, MADV_DONTFORK},   {FERRY_MADV_DONTDUMP, MADV_DONTDUMP},
+		{FERRY_MADV_HUGEPAGE, MADV_HUGEPAGE},   {FERRY_MADV_NOHUGEPAGE, MADV_NOHUGEPAGE},
+		{FERRY_MADV_WIPEONFORK, MADV_WIPEONFORK}, {FERRY_MADV_MERGEABLE, MADV_MERGEABLE},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(advs); i++) {
+		if (!(v->madv & advs[i].bit))
+			continue;
+		int ret = infect_syscall_ok(&r->ic, "madvise", __NR_madvise, NULL, v->start,
+					    v->end - v->start, advs[i].advice, 0, 0, 0, err);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int restore_mm(struct restore_ctx *r, struct ferry_err *err)
+{
+	_cleanup_free_ bool *filled = calloc(r->mm->n_vmas + 1, sizeof(bool));
+	size_t cursor = 0;
+	int ret;
+
+	if (!filled)
+		return ferry_fail(err, ENOMEM, "vmas");
+	ret = place_vdso(r, err);
+	for (size_t i = 0; i < r->mm->n_vmas && ret == 0; i++) {
+		const Vma *v = r->mm->vmas[i];
+		if (is_special(v))
+			continue;
+		filled[i] = vma_needs_fill(r, v, &cursor);
+		ret = map_vma(r, v, filled[i], err);
+	}
+	if (ret == 0)
+		ret = infect_scratch_map(&r->ic, SCRATCH_SIZE, err);
+	if (ret == 0)
+		ret = fill_pages(r, err);
+	for (size_t i = 0; i < r->mm->n_vmas && ret == 0; i++) {
+		const Vma *v = r->mm->vmas[i];
+		if (is_special(v))
+			continue;
+		if (filled[i] && !(v->prot & PROT_WRITE))
+			ret = infect_syscall_ok(&r->ic, "set protection", __NR_mprotect, NULL,
+						v->start, v->end - v->start, v->prot, 0, 0, 0, err);
+		if (ret == 0 && v->has_madv && v->madv)
+			ret = apply_madvise(r, v, err);
+	}
+	return ret;
+}
