@@ -87,7 +87,9 @@ int opts_parse(const char *cmd, int argc, char **argv, unsigned allowed, const c
 	optind = 1;
 	opterr = 0;
 	/* "+": stop at the first non-option, so `run -- CMD -x` keeps CMD's options */
-	while ((c = getopt_long(argc, argv, "+:D:t:jdo:v::h", long_opts, NULL)) != -1) {
+	const char *shortopts = strcmp(cmd, "run") ? ":D:t:jdo:v::h" : "+:D:t:jdo:v::h";
+
+	while ((c = getopt_long(argc, argv, shortopts, long_opts, NULL)) != -1) {
 		unsigned bit = opt_bit_of(c);
 
 		if (bit && !(allowed & bit)) {

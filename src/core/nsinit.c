@@ -4,9 +4,9 @@
  * Three processes take part, besides PID 2:
  *
  *   caller ──fork──> setup ──clone3(NEWPID|NEWNS|PARENT)──> init ──clone3(set_tid {2})──> PID 2
- *      ^               │ unshare(NEWTIME), offsets           │ private /proc
- *      └─── report ────┴─────────────────────────────────────┘
- *      ─── ack ──────────────────────────────────────────────>
+ *     │ ^               │ unshare(NEWTIME), offsets           │ │ private /proc
+ *     │ └── reports ────┴─────────────────────────────────────┘ │
+ *     └──── ack ────────────────────────────────────────────────┘
  *
  * The setup process exists because a time namespace only takes offsets before
  * any process has entered it, and unshare(CLONE_NEWTIME) moves only the
@@ -15,10 +15,15 @@
  * namespace and is still the caller's child. Setup reports the init's pid and
  * exits.
  *
- * The init reports READY once PID 2 exists, then waits for the caller's ack
- * before reaping anything, so PID 2 (even a PID 2 that already died) is still
- * listed in /proc/INIT/task/INIT/children while the caller looks up its outer
- * pid there. Any step that fails sends FAIL with the step and errno.
+ * Reports and the ack travel over one SOCK_SEQPACKET socketpair: messages
+ * stay whole although two processes write them, and MSG_NOSIGNAL spares
+ * everyone a SIGPIPE when the other side is gone. The init reports READY once
+ * PID 2 exists, then waits for the caller's ack before reaping anything, so
+ * PID 2 (even a PID 2 that already died) is still listed in
+ * /proc/INIT/task/INIT/children while the caller looks up its outer pid there.
+ * After the ack the init closes its socket, and the caller waits for that EOF,
+ * so that when nsinit_spawn returns the init holds only stdio. Any step that
+ * fails sends FAIL with the step and errno.
  *
  * setup, init and PID 2 are forks of a possibly threaded caller, so they stick
  * to plain system calls: no malloc, no stdio, no locks.
@@ -35,6 +40,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,7 +82,7 @@ static const char *step_name(int step)
 
 enum msg_kind { MSG_INIT_PID = 1, MSG_READY, MSG_FAIL };
 
-/* One report from setup or init to the caller; smaller than PIPE_BUF, so atomic. */
+/* One report from setup or init to the caller: one seqpacket message. */
 struct nsinit_msg {
 	int32_t kind;
 	int32_t step; /* MSG_FAIL */
@@ -89,8 +95,7 @@ struct spawn_ctx {
 	const struct nsinit_cfg *cfg;
 	int (*child_fn)(void *arg);
 	void *arg;
-	int report[2]; /* setup and init -> caller */
-	int ack[2];    /* caller -> init */
+	int sock[2]; /* [0] the caller's end, [1] setup's and the init's end */
 	sigset_t old_mask;
 	struct sigaction old_act[NSIG];
 };
@@ -112,14 +117,14 @@ static void send_msg(int fd, int kind, int step, int code, pid_t pid)
 {
 	struct nsinit_msg m = {.kind = kind, .step = step, .code = code, .pid = pid};
 
-	/* If the caller is gone there is nobody left to tell. */
-	if (write_all(fd, &m, sizeof(m)) < 0)
-		return;
+	/* a failure means the caller is gone: nobody is left to tell */
+	while (send(fd, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
 }
 
 static _Noreturn void fail_step(const struct spawn_ctx *ctx, int step)
 {
-	send_msg(ctx->report[1], MSG_FAIL, step, errno ? errno : EIO, 0);
+	send_msg(ctx->sock[1], MSG_FAIL, step, errno ? errno : EIO, 0);
 	_exit(127);
 }
 
@@ -192,8 +197,7 @@ static void unused_handler(int sig)
  * Block the forwarded signals and SIGCHLD, which the init takes with
  * sigwaitinfo(), and give them a handler anyway: the kernel drops a signal to
  * the PID 1 of a namespace left at SIG_DFL, and a SIGCHLD left at SIG_IGN would
- * reap PID 2 behind the init's back. SIGPIPE is ignored so that a vanished
- * caller cannot kill the init. The old state is kept for PID 2.
+ * reap PID 2 behind the init's back. The old state is kept for PID 2.
  */
 static int init_signals(struct spawn_ctx *ctx, sigset_t *waited)
 {
@@ -212,30 +216,28 @@ static int init_signals(struct spawn_ctx *ctx, sigset_t *waited)
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sigismember(waited, sig) && sigaction(sig, &act, &ctx->old_act[sig]) < 0)
 			return -1;
-	act.sa_handler = SIG_IGN;
-	return sigaction(SIGPIPE, &act, &ctx->old_act[SIGPIPE]);
+	return 0;
 }
 
 static void restore_signals(const struct spawn_ctx *ctx, const sigset_t *waited)
 {
 	for (int sig = 1; sig < NSIG; sig++)
-		if (sig == SIGPIPE || sigismember(waited, sig))
+		if (sigismember(waited, sig))
 			sigaction(sig, &ctx->old_act[sig], NULL);
 	sigprocmask(SIG_SETMASK, &ctx->old_mask, NULL);
 }
 
-/* Close every fd but stdio, the keep_fds and the init's two pipe ends. */
+/* Close every fd but stdio, the keep_fds and the init's end of the socket. */
 static int close_other_fds(const struct spawn_ctx *ctx)
 {
-	int keep[NSINIT_MAX_KEEP_FDS + 5];
+	int keep[NSINIT_MAX_KEEP_FDS + 4];
 	unsigned int next = 0;
 	int n = 0;
 
 	keep[n++] = 0;
 	keep[n++] = 1;
 	keep[n++] = 2;
-	keep[n++] = ctx->report[1];
-	keep[n++] = ctx->ack[0];
+	keep[n++] = ctx->sock[1];
 	for (int i = 0; i < ctx->cfg->n_keep_fds; i++)
 		keep[n++] = ctx->cfg->keep_fds[i];
 	for (int i = 1; i < n; i++)
@@ -264,8 +266,7 @@ static int exit_code(int status)
 
 static _Noreturn void child_main(struct spawn_ctx *ctx, const sigset_t *waited, const char *comm)
 {
-	close(ctx->report[1]);
-	close(ctx->ack[0]);
+	close(ctx->sock[1]);
 	prctl(PR_SET_NAME, comm, 0, 0, 0);
 	restore_signals(ctx, waited);
 	_exit(ctx->child_fn(ctx->arg));
@@ -327,23 +328,23 @@ static _Noreturn void init_main(struct spawn_ctx *ctx)
 	for (int i = 0; i < cfg->n_keep_fds; i++) {
 		int fd = cfg->keep_fds[i];
 
-		if (fd > 2 && fd != ctx->report[1] && fd != ctx->ack[0])
+		if (fd > 2 && fd != ctx->sock[1])
 			close(fd);
 	}
-	send_msg(ctx->report[1], MSG_READY, 0, 0, 0);
+	send_msg(ctx->sock[1], MSG_READY, 0, 0, 0);
 	do
-		n = read(ctx->ack[0], &ack, 1);
+		n = read(ctx->sock[1], &ack, 1);
 	while (n < 0 && errno == EINTR);
 	if (n != 1) {
 		/* the caller died or gave up before it knew PID 2: leave nothing behind */
 		kill(2, SIGKILL);
 		_exit(127);
 	}
-	close(ctx->report[1]);
-	close(ctx->ack[0]);
 	if (chdir("/") < 0) {
 		/* the old cwd only pins a directory */
 	}
+	/* its EOF tells the caller the init is clean */
+	close(ctx->sock[1]);
 	init_serve(&waited);
 }
 
@@ -352,8 +353,7 @@ static _Noreturn void setup_main(struct spawn_ctx *ctx)
 {
 	pid_t init;
 
-	close(ctx->report[0]);
-	close(ctx->ack[1]);
+	close(ctx->sock[0]);
 	if (unshare(CLONE_NEWTIME) < 0)
 		fail_step(ctx, STEP_UNSHARE_TIME);
 	if (ctx->cfg->set_time_offsets && write_time_offsets(ctx->cfg) < 0)
@@ -363,7 +363,7 @@ static _Noreturn void setup_main(struct spawn_ctx *ctx)
 		fail_step(ctx, STEP_CLONE_INIT);
 	if (init == 0)
 		init_main(ctx);
-	send_msg(ctx->report[1], MSG_INIT_PID, 0, 0, init);
+	send_msg(ctx->sock[1], MSG_INIT_PID, 0, 0, init);
 	_exit(0);
 }
 
@@ -434,6 +434,20 @@ static int find_child(pid_t init, pid_t *child, struct ferry_err *err)
 	return 0;
 }
 
+/*
+ * After the ack the init closes its end of the socket (PID 2 closed its
+ * copy first thing): EOF means the init holds nothing of ours any more.
+ */
+static void wait_report_closed(int fd)
+{
+	char buf[sizeof(struct nsinit_msg)];
+	ssize_t n;
+
+	do
+		n = read(fd, buf, sizeof(buf));
+	while (n > 0 || (n < 0 && errno == EINTR));
+}
+
 static void reap(pid_t pid)
 {
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -460,32 +474,26 @@ int nsinit_spawn(const struct nsinit_cfg *cfg, int (*child_fn)(void *arg), void 
 	ctx.cfg = cfg;
 	ctx.child_fn = child_fn;
 	ctx.arg = arg;
-	if (pipe2(ctx.report, O_CLOEXEC) < 0)
-		return ferry_fail_errno(err, "start ferry init: pipe");
-	if (pipe2(ctx.ack, O_CLOEXEC) < 0) {
-		r = ferry_fail_errno(err, "start ferry init: pipe");
-		close(ctx.report[0]);
-		close(ctx.report[1]);
-		return r;
-	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctx.sock) < 0)
+		return ferry_fail_errno(err, "start ferry init: socketpair");
 
 	setup = fork();
 	if (setup == 0)
 		setup_main(&ctx);
 	if (setup < 0)
 		r = ferry_fail_errno(err, "start ferry init: fork");
-	close(ctx.report[1]);
-	close(ctx.ack[0]);
+	close(ctx.sock[1]);
 	if (setup > 0) {
-		r = collect_reports(ctx.report[0], &init, err);
+		r = collect_reports(ctx.sock[0], &init, err);
 		reap(setup);
 	}
 	if (r == 0)
 		r = find_child(init, &child, err);
-	if (r == 0 && write_all(ctx.ack[1], &ack, 1) < 0)
+	if (r == 0 && send(ctx.sock[0], &ack, 1, MSG_NOSIGNAL) != 1)
 		r = ferry_fail_errno(err, "start ferry init %d: release it", init);
-	close(ctx.report[0]);
-	close(ctx.ack[1]);
+	if (r == 0)
+		wait_report_closed(ctx.sock[0]);
+	close(ctx.sock[0]);
 	if (r < 0) {
 		if (init > 0) {
 			/* SIGKILL to the init takes its whole PID namespace along */

@@ -228,13 +228,20 @@ int infect_syscall_ok(struct infect *ic, const char *what, long nr, long *ret, u
 
 int infect_scratch_map(struct infect *ic, size_t size, struct ferry_err *err)
 {
+	return infect_scratch_map_at(ic, 0, size, err);
+}
+
+int infect_scratch_map_at(struct infect *ic, uint64_t at, size_t size, struct ferry_err *err)
+{
 	long addr;
 	int r;
 
 	size = PAGE_ALIGN_UP(size);
 	/* Shared anonymous memory never merges with the target's own mappings. */
-	r = infect_syscall_ok(ic, "map scratch memory", __NR_mmap, &addr, 0, size,
-			      PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0, err);
+	r = infect_syscall_ok(ic, "map scratch memory", __NR_mmap, &addr, at, size,
+			      PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS | (at ? MAP_FIXED_NOREPLACE : 0), -1, 0,
+			      err);
 	if (r < 0)
 		return r;
 	ic->scratch = addr;

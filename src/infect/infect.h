@@ -65,6 +65,8 @@ int infect_syscall_ok(struct infect *ic, const char *what, long nr, long *ret, u
 
 /* Map (size bytes, shared anonymous, RW) / unmap the scratch area in the target. */
 int infect_scratch_map(struct infect *ic, size_t size, struct ferry_err *err);
+/* The same at a fixed address, failing if anything is mapped there. */
+int infect_scratch_map_at(struct infect *ic, uint64_t addr, size_t size, struct ferry_err *err);
 int infect_scratch_unmap(struct infect *ic, struct ferry_err *err);
 
 /* Copy to / from the target's memory (process_vm_*, /proc/PID/mem as fallback). */

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/vdso.h"
+#include "proc/proc.h"
 #include "restore/internal.h"
 
 static int load_one(struct restore_ctx *r, const char *prefix, unsigned id, enum img_kind kind,
@@ -215,6 +216,14 @@ static int check_pid(struct restore_ctx *r, struct ferry_err *err)
 
 	if (r->ferry_run)
 		return 0;
+	/* a just-dumped process may still be a zombie until its parent reaps it */
+	for (int i = 0; i < 300; i++) {
+		struct proc_stat st;
+		struct ferry_err e2;
+		if (proc_parse_stat(r->pe->pid, &st, &e2) < 0 || st.state != 'Z')
+			break;
+		usleep(10000);
+	}
 	snprintf(path, sizeof(path), "/proc/%u/comm", r->pe->pid);
 	if (access(path, F_OK) == 0 || kill(r->pe->pid, 0) == 0 || errno != ESRCH) {
 		struct ferry_err e2;

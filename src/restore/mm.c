@@ -118,7 +118,63 @@ static bool vma_needs_fill(struct restore_ctx *r, const Vma *v, size_t *cursor)
 	return false;
 }
 
-static int map_vma(struct restore_ctx *r, const Vma *v, bool fill, struct ferry_err *err)
+/* A place for the scratch area that no mapping of the image needs. */
+static uint64_t pick_scratch(const Mm *mm)
+{
+	uint64_t at = 0x10000000;
+
+	for (size_t i = 0; i < mm->n_vmas; i++) {
+		const Vma *v = mm->vmas[i];
+		if (v->end <= at || !strcmp(v->kind, "vsyscall"))
+			continue;
+		if (v->start >= at + SCRATCH_SIZE)
+			break;
+		at = v->end;
+	}
+	return at;
+}
+
+/* memfd mappings: one memfd per object, made in the child, kept until its last mapping. */
+static int memfd_for(struct restore_ctx *r, size_t idx, long *fd, struct ferry_err *err)
+{
+	const Vma *v = r->mm->vmas[idx];
+	uint64_t size = 0;
+	char name[250];
+	int ret;
+
+	for (size_t i = 0; i < idx; i++) {
+		const Vma *p = r->mm->vmas[i];
+		if (!strcmp(p->kind, "memfd") && p->shmid == v->shmid)
+			return 0; /* *fd still holds the one made for the first mapping */
+	}
+	for (size_t i = idx; i < r->mm->n_vmas; i++) {
+		const Vma *p = r->mm->vmas[i];
+		if (!strcmp(p->kind, "memfd") && p->shmid == v->shmid &&
+		    p->pgoff + (p->end - p->start) > size)
+			size = p->pgoff + (p->end - p->start);
+	}
+	snprintf(name, sizeof(name), "%s", v->name ? v->name : "ferry");
+	name[strcspn(name, " ")] = '\0'; /* drop the " (deleted)" the kernel shows */
+	ret = infect_write(&r->ic, r->ic.scratch, name, strlen(name) + 1, err);
+	if (ret == 0)
+		ret = infect_syscall_ok(&r->ic, "create memfd", __NR_memfd_create, fd, r->ic.scratch,
+					0, 0, 0, 0, 0, err);
+	if (ret == 0)
+		ret = infect_syscall_ok(&r->ic, "size memfd", __NR_ftruncate, NULL, *fd, size, 0, 0,
+					0, 0, err);
+	return ret;
+}
+
+static bool last_of_memfd(const Mm *mm, size_t idx)
+{
+	for (size_t i = idx + 1; i < mm->n_vmas; i++)
+		if (!strcmp(mm->vmas[i]->kind, "memfd") && mm->vmas[i]->shmid == mm->vmas[idx]->shmid)
+			return false;
+	return true;
+}
+
+static int map_vma(struct restore_ctx *r, const Vma *v, bool fill, long memfd,
+		   struct ferry_err *err)
 {
 	uint32_t prot = v->prot | (fill ? PROT_WRITE : 0);
 	uint32_t flags = MAP_FIXED | (v->flags & (MAP_SHARED | MAP_PRIVATE | MAP_GROWSDOWN |
@@ -129,6 +185,10 @@ static int map_vma(struct restore_ctx *r, const Vma *v, bool fill, struct ferry_
 	if (!strcmp(v->kind, "file")) {
 		fd = helper_file_fd(r, v->file);
 		off = v->pgoff;
+	} else if (!strcmp(v->kind, "memfd")) {
+		fd = memfd;
+		off = v->pgoff;
+		flags = (flags & ~MAP_PRIVATE) | MAP_SHARED;
 	} else {
 		flags |= MAP_ANONYMOUS;
 		if (!strcmp(v->kind, "shmem") || !strcmp(v->kind, "memfd"))
@@ -230,16 +290,25 @@ int restore_mm(struct restore_ctx *r, struct ferry_err *err)
 
 	if (!filled)
 		return ferry_fail(err, ENOMEM, "vmas");
+	long memfd = -1;
+
 	ret = place_vdso(r, err);
+	if (ret == 0)
+		ret = infect_scratch_map_at(&r->ic, pick_scratch(r->mm), SCRATCH_SIZE, err);
 	for (size_t i = 0; i < r->mm->n_vmas && ret == 0; i++) {
 		const Vma *v = r->mm->vmas[i];
 		if (is_special(v))
 			continue;
 		filled[i] = vma_needs_fill(r, v, &cursor);
-		ret = map_vma(r, v, filled[i], err);
+		bool is_memfd = !strcmp(v->kind, "memfd");
+		if (is_memfd)
+			ret = memfd_for(r, i, &memfd, err);
+		if (ret == 0)
+			ret = map_vma(r, v, filled[i], memfd, err);
+		if (ret == 0 && is_memfd && last_of_memfd(r->mm, i))
+			ret = infect_syscall_ok(&r->ic, "close memfd", __NR_close, NULL, memfd, 0, 0,
+						0, 0, 0, err);
 	}
-	if (ret == 0)
-		ret = infect_scratch_map(&r->ic, SCRATCH_SIZE, err);
 	if (ret == 0)
 		ret = fill_pages(r, err);
 	for (size_t i = 0; i < r->mm->n_vmas && ret == 0; i++) {
