@@ -26,6 +26,19 @@
 
 #define NSEC_PER_SEC 1000000000LL
 
+/* The init a test started, killed by the teardown even when an assertion failed. */
+static pid_t spawned_init;
+
+static int kill_spawned_init(void **state)
+{
+	if (spawned_init > 0) {
+		kill(spawned_init, SIGKILL);
+		waitpid(spawned_init, NULL, 0);
+	}
+	spawned_init = 0;
+	return 0;
+}
+
 static void skip_unless_root(void)
 {
 	if (geteuid() != 0) {
@@ -50,6 +63,14 @@ static int wait_exit_code(pid_t pid)
 	if (WIFSIGNALED(status))
 		return 1000 + WTERMSIG(status);
 	return WEXITSTATUS(status);
+}
+
+static int wait_init_exit_code(pid_t init)
+{
+	int code = wait_exit_code(init);
+
+	spawned_init = 0;
+	return code;
 }
 
 static void assert_no_children_left(void)
@@ -117,6 +138,7 @@ static void spawn_and_look(struct nsinit_cfg *cfg, struct seen *s, pid_t *init, 
 	cfg->keep_fds[cfg->n_keep_fds++] = p[1];
 	if (nsinit_spawn(cfg, look_around, NULL, init, child, &err) < 0)
 		fail_msg("nsinit_spawn: %s", err.msg);
+	spawned_init = *init;
 	close(p[1]);
 	assert_int_equal(read(p[0], s, sizeof(*s)), sizeof(*s));
 	close(p[0]);
@@ -150,7 +172,7 @@ static void time_offsets_shift_both_clocks_inside(void **state)
 	assert_int_equal(mono, cfg.monotonic_off_ns);
 
 	kill(init, SIGKILL);
-	wait_exit_code(init);
+	wait_init_exit_code(init);
 }
 
 static void child_is_pid_2_under_ferry_init_in_new_namespaces(void **state)
@@ -177,7 +199,7 @@ static void child_is_pid_2_under_ferry_init_in_new_namespaces(void **state)
 	assert_int_equal(boot, 0);
 
 	kill(init, SIGKILL);
-	wait_exit_code(init);
+	wait_init_exit_code(init);
 }
 
 static int count_fds_of(pid_t pid)
@@ -212,7 +234,7 @@ static void init_keeps_only_stdio_and_child_gets_keep_fds(void **state)
 	assert_int_equal(count_fds_of(init), 3);
 
 	kill(init, SIGKILL);
-	wait_exit_code(init);
+	wait_init_exit_code(init);
 }
 
 static int return_arg(void *arg)
@@ -228,7 +250,8 @@ static void init_exits_with_the_child_status(void **state)
 
 	skip_unless_root();
 	assert_int_equal(nsinit_spawn(&cfg, return_arg, (void *)42, &init, &child, &err), 0);
-	assert_int_equal(wait_exit_code(init), 42);
+	spawned_init = init;
+	assert_int_equal(wait_init_exit_code(init), 42);
 	assert_no_children_left();
 }
 
@@ -247,14 +270,16 @@ static void init_forwards_signals_and_exits_128_plus_signal(void **state)
 
 	skip_unless_root();
 	assert_int_equal(nsinit_spawn(&cfg, wait_for_signal, NULL, &init, &child, &err), 0);
+	spawned_init = init;
 	/* the init has a handler and would survive SIGUSR1; PID 2 dies of it */
 	assert_int_equal(kill(init, SIGUSR1), 0);
-	assert_int_equal(wait_exit_code(init), 128 + SIGUSR1);
+	assert_int_equal(wait_init_exit_code(init), 128 + SIGUSR1);
 	assert_int_equal(kill(child, 0), -1);
 
 	assert_int_equal(nsinit_spawn(&cfg, wait_for_signal, NULL, &init, &child, &err), 0);
+	spawned_init = init;
 	assert_int_equal(kill(init, SIGTERM), 0);
-	assert_int_equal(wait_exit_code(init), 128 + SIGTERM);
+	assert_int_equal(wait_init_exit_code(init), 128 + SIGTERM);
 	assert_no_children_left();
 }
 
@@ -317,6 +342,7 @@ static void init_reaps_orphans_and_outlives_them(void **state)
 	cfg.keep_fds[cfg.n_keep_fds++] = p[0];
 	cfg.keep_fds[cfg.n_keep_fds++] = made[1];
 	assert_int_equal(nsinit_spawn(&cfg, leave_orphans, NULL, &init, &child, &err), 0);
+	spawned_init = init;
 	close(p[0]);
 	close(made[1]);
 	assert_int_equal(read(made[0], &c, 1), 1);
@@ -331,7 +357,7 @@ static void init_reaps_orphans_and_outlives_them(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(kids[0], child);
 	close(p[1]);
-	assert_int_equal(wait_exit_code(init), 7);
+	assert_int_equal(wait_init_exit_code(init), 7);
 }
 
 static void impossible_offset_fails_and_leaves_nothing_running(void **state)
@@ -358,17 +384,20 @@ static void too_many_keep_fds_are_refused(void **state)
 	assert_no_children_left();
 }
 
+/* every test may leave an init behind when an assertion fails: the teardown kills it */
+#define NSINIT_TEST(f) cmocka_unit_test_teardown(f, kill_spawned_init)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(time_offsets_shift_both_clocks_inside),
-	    cmocka_unit_test(child_is_pid_2_under_ferry_init_in_new_namespaces),
-	    cmocka_unit_test(init_keeps_only_stdio_and_child_gets_keep_fds),
-	    cmocka_unit_test(init_exits_with_the_child_status),
-	    cmocka_unit_test(init_forwards_signals_and_exits_128_plus_signal),
-	    cmocka_unit_test(init_reaps_orphans_and_outlives_them),
-	    cmocka_unit_test(impossible_offset_fails_and_leaves_nothing_running),
-	    cmocka_unit_test(too_many_keep_fds_are_refused),
+	    NSINIT_TEST(time_offsets_shift_both_clocks_inside),
+	    NSINIT_TEST(child_is_pid_2_under_ferry_init_in_new_namespaces),
+	    NSINIT_TEST(init_keeps_only_stdio_and_child_gets_keep_fds),
+	    NSINIT_TEST(init_exits_with_the_child_status),
+	    NSINIT_TEST(init_forwards_signals_and_exits_128_plus_signal),
+	    NSINIT_TEST(init_reaps_orphans_and_outlives_them),
+	    NSINIT_TEST(impossible_offset_fails_and_leaves_nothing_running),
+	    NSINIT_TEST(too_many_keep_fds_are_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
