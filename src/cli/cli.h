@@ -68,6 +68,7 @@ int cli_write_pidfile(const char *cmd, const char *path, pid_t pid);
 int cmd_check(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_pre_dump(int argc, char **argv);
+int cmd_untrack(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -14,6 +14,8 @@ static const struct {
 } commands[] = {
 	{"check", cmd_check, "check the kernel features ferry relies on"},
 	{"dump", cmd_dump, "checkpoint a process into an image directory"},
+	{"pre-dump", cmd_pre_dump, "copy a running process's memory (pre-copy round)"},
+	{"untrack", cmd_untrack, "stop the dirty tracking of a pre-copied process"},
 	{"restore", cmd_restore, "restore a process from an image directory"},
 	{"show", cmd_show, "decode images for humans (or --json for scripts)"},
 	{"run", cmd_run, "start a command in fresh namespaces, ready to be moved"},

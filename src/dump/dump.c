@@ -214,26 +214,35 @@ static int check_pidns(struct dump_ctx *d, struct ferry_err *err)
 	return 0;
 }
 
-static void fill_inventory(struct dump_ctx *d)
+static void new_snapshot_id(char out[33])
 {
-	static char snap[33];
 	uint8_t rnd[16];
-	Inventory *inv = &d->inv;
 
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
 		uint64_t t = now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
 		memcpy(rnd, &t, 8);
+		t ^= mono_ns();
 		memcpy(rnd + 8, &t, 8);
 	}
 	for (int i = 0; i < 16; i++)
-		snprintf(snap + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+}
+
+static void fill_inventory(struct dump_ctx *d)
+{
+	Inventory *inv = &d->inv;
+
 	inv->format_version = FERRY_IMG_VERSION;
-	inv->snapshot_id = snap;
+	inv->snapshot_id = d->snapshot;
+	if (d->parent_inv) {
+		inv->parent_path = d->parent_path;
+		inv->parent_snapshot_id = d->parent_inv->snapshot_id;
+	}
 	inv->root_pid = d->pid;
 	inv->arch = "x86_64";
 	inv->xsave_size = d->ic.xsave_len;
 	/* the features the saved area holds (XSTATE_BV of its header) */
-	if (d->ic.xsave_len >= 512 + 8)
+	if (d->ic.xsave_len >= 512 + 8 && !d->o->pre_dump)
 		memcpy(&inv->xfeatures, d->ic.xsave + 512, 8);
 	inv->dump_time_ns = now_ns(CLOCK_REALTIME);
 	inv->ferry_version = FERRY_VERSION;
@@ -341,6 +350,7 @@ static int kill_target(struct dump_ctx *d, struct ferry_err *err)
 
 static int collect(struct dump_ctx *d, struct ferry_err *err)
 {
+	bool full = !d->o->pre_dump;
 	int r;
 
 	/* what preflight saw may have changed before the freeze: look again */
@@ -357,18 +367,20 @@ static int collect(struct dump_ctx *d, struct ferry_err *err)
 	if (r == 0)
 		r = proc_parse_maps(d->pid, true, &d->vmas, &d->nvmas, err);
 	if (r == 0)
+		r = dump_prepare_tracking(d, err);
+	if (r == 0)
 		r = infect_find_syscall_ip(&d->ic, err);
 	if (r == 0)
 		r = dump_mm(d, err);
-	if (r == 0)
+	if (r == 0 && full)
 		r = dump_fds(d, err);
-	if (r == 0)
+	if (r == 0 && full)
 		r = infect_scratch_map(&d->ic, PAGE_SIZE, err);
-	if (r == 0)
+	if (r == 0 && full)
 		r = dump_task(d, err);
-	if (r == 0)
+	if (r == 0 && full)
 		r = infect_scratch_unmap(&d->ic, err);
-	if (r == 0)
+	if (r == 0 && full)
 		r = fill_pstree(d, err);
 	return r;
 }
@@ -377,19 +389,21 @@ static void fill_stats(struct dump_ctx *d, DumpStats *s)
 {
 	s->has_frozen_ns = s->has_total_ns = s->has_pages_scanned = s->has_pages_written = true;
 	s->has_pages_zero = s->has_pages_absent = s->has_bytes_written = s->has_scan_ns = true;
-	s->frozen_ns = mono_ns() - d->t_frozen;
+	s->frozen_ns = (d->t_thawed ? d->t_thawed : mono_ns()) - d->t_frozen;
 	s->total_ns = mono_ns() - d->t_start;
 	s->pages_scanned = d->mstats.pages_scanned;
 	s->pages_written = d->mstats.pages_written;
 	s->pages_zero = d->mstats.pages_zero;
 	s->pages_absent = d->mstats.pages_absent;
+	s->has_pages_in_parent = true;
+	s->pages_in_parent = d->mstats.pages_in_parent;
 	s->bytes_written = d->mstats.bytes_written;
 	s->scan_ns = d->mstats.scan_ns;
 }
 
 int ferry_dump(const struct dump_opts *o, struct ferry_err *err)
 {
-	struct dump_ctx d = {.o = o, .pid = o->pid, .dirfd = -1};
+	struct dump_ctx d = {.o = o, .pid = o->pid, .dirfd = -1, .uffd = -1};
 	DumpStats stats = DUMP_STATS__INIT;
 	char partname[PATH_MAX];
 	int outfd = -1, r;
@@ -432,10 +446,18 @@ int ferry_dump(const struct dump_opts *o, struct ferry_err *err)
 		goto out;
 	d.t_frozen = mono_ns();
 	pr_info("pid %d frozen", d.pid);
+	new_snapshot_id(d.snapshot);
 	r = collect(&d, err);
 	if (r == 0)
-		r = dump_memory(&d, err);
+		r = dump_plan_memory(&d, err);
+	if (r == 0 && o->pre_dump) {
+		/* pre-dump: the data is read while the process runs again */
+		r = infect_cure(&d.ic, err);
+		d.t_thawed = mono_ns();
+	}
 	if (r == 0)
+		r = dump_send_memory(&d, err);
+	if (r == 0 && !o->pre_dump)
 		r = write_images(&d, err);
 	if (r < 0)
 		goto out;
@@ -447,16 +469,34 @@ int ferry_dump(const struct dump_opts *o, struct ferry_err *err)
 	r = img_write(d.dirfd, "inventory.img", IMG_INVENTORY, &d.inv.base, err);
 	if (r == 0)
 		r = publish(outfd, d.dirfd, partname, err);
+	if (r == 0)
+		r = dump_finish_tracking(&d, true, err);
 	if (r < 0)
 		goto out;
-	if (o->leave_running)
+	if (o->pre_dump)
+		r = 0;
+	else if (o->leave_running)
 		r = infect_cure(&d.ic, err);
 	else
 		r = kill_target(&d, err);
-	pr_info("pid %d: dump done, %.1f ms frozen, %lu pages written, %lu zero, %lu absent",
-		d.pid, stats.frozen_ns / 1e6, (unsigned long)stats.pages_written,
-		(unsigned long)stats.pages_zero, (unsigned long)stats.pages_absent);
+	pr_info("pid %d: %s done, %.1f ms frozen, %lu pages written, %lu in parent, %lu zero, "
+		"%lu absent, scan %.2f ms",
+		d.pid, o->pre_dump ? "pre-dump" : "dump", stats.frozen_ns / 1e6,
+		(unsigned long)stats.pages_written, (unsigned long)stats.pages_in_parent,
+		(unsigned long)stats.pages_zero, (unsigned long)stats.pages_absent,
+		stats.scan_ns / 1e6);
 out:
+	if (r < 0 && d.uffd >= 0) {
+		struct ferry_err e2;
+		dump_finish_tracking(&d, false, &e2);
+	}
+	if (d.uffd >= 0)
+		close(d.uffd);
+	mem_plan_free(&d.plan);
+	if (d.parent_inv)
+		protobuf_c_message_free_unpacked(&d.parent_inv->base, NULL);
+	if (d.parent_pm)
+		protobuf_c_message_free_unpacked(&d.parent_pm->base, NULL);
 	if (r < 0 && d.ic.seized) {
 		struct ferry_err e2;
 		if (infect_cure(&d.ic, &e2) < 0)

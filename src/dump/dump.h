@@ -24,8 +24,12 @@ struct dump_opts {
 	bool pre_dump;         /* memory only; the process keeps running */
 	const char *prev_dir;  /* parent image directory (pre-copy) */
 	bool track_mem;
+	bool no_track;         /* never track: every round copies everything */
 };
 
 int ferry_dump(const struct dump_opts *o, struct ferry_err *err);
+
+/* Stop the dirty tracking of pid (its keeper exits). No tracking is not an error. */
+int dump_untrack(pid_t pid, struct ferry_err *err);
 
 #endif

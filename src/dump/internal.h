@@ -40,6 +40,17 @@ struct dump_ctx {
 	Fds fds;
 	struct mem_stats mstats;
 	uint64_t t_start, t_frozen, t_thawed;
+
+	/* pre-copy */
+	char snapshot[33];
+	char parent_dir[4096];     /* "" if none */
+	char parent_path[4096];    /* as recorded in the inventory */
+	Inventory *parent_inv;
+	Pagemap *parent_pm;
+	int uffd;                  /* dirty tracking, -1 if none */
+	bool keeper_existed;       /* tracking armed by an earlier round */
+	bool holes_ok;             /* tracking continuous since the parent round */
+	struct mem_plan plan;
 };
 
 void *dz_alloc(struct dump_ctx *d, size_t size);
@@ -51,7 +62,14 @@ int dz_push(struct dump_ctx *d, void ***arr, size_t *n, void *p);
 int dump_task(struct dump_ctx *d, struct ferry_err *err);
 int dump_mm(struct dump_ctx *d, struct ferry_err *err);
 int dump_fds(struct dump_ctx *d, struct ferry_err *err);
-int dump_memory(struct dump_ctx *d, struct ferry_err *err);
+/* Find the parent round and the dirty tracking; decide whether holes are allowed. */
+int dump_prepare_tracking(struct dump_ctx *d, struct ferry_err *err);
+/* While frozen: which pages to save (and re-arm the tracking). */
+int dump_plan_memory(struct dump_ctx *d, struct ferry_err *err);
+/* Send the planned pages (pre-dump: after the target runs again). */
+int dump_send_memory(struct dump_ctx *d, struct ferry_err *err);
+/* After the images are published: hand the tracking to the keeper, or stop it. */
+int dump_finish_tracking(struct dump_ctx *d, bool ok, struct ferry_err *err);
 /* File identity for the images (path is what the process sees). */
 int dump_file_id(struct dump_ctx *d, const char *path, int fd, FileId **out,
 		 struct ferry_err *err);

@@ -120,7 +120,8 @@ static int classify_vma(struct dump_ctx *d, const struct proc_vma *v, Vma *m,
 			 !strncmp(v->path, "[anon_shmem:", 12);
 
 	m->flags = v->shared ? MAP_SHARED : MAP_PRIVATE;
-	if (v->vmflags & (VMF_UM | VMF_UW))
+	/* write-protect registrations are ferry's own when its tracking is armed */
+	if ((v->vmflags & VMF_UM) || ((v->vmflags & VMF_UW) && !d->keeper_existed))
 		return refuse_vma(v, "registered with a userfaultfd", err);
 	if (v->vmflags & VMF_SS)
 		return refuse_vma(v, "a shadow stack", err);
@@ -130,6 +131,10 @@ static int classify_vma(struct dump_ctx *d, const struct proc_vma *v, Vma *m,
 			m->flags |= MAP_ANONYMOUS;
 		return 0;
 	}
+	if (v->path && !strncmp(v->path, "anon_inode:", 11))
+		return refuse_vma(v, !strcmp(v->path, "anon_inode:[io_uring]") ? "an io_uring ring"
+									      : "an anonymous-inode mapping",
+				  err);
 	if (v->vmflags & (VMF_IO | VMF_PF))
 		return refuse_vma(v, "a device (I/O or PFN) mapping", err);
 	if (v->path && !strncmp(v->path, "/SYSV", 5))
@@ -291,42 +296,4 @@ int dump_mm(struct dump_ctx *d, struct ferry_err *err)
 			return ferry_fail(err, ENOMEM, "vmas");
 	}
 	return dump_mm_fields(d, err);
-}
-
-/* The areas whose pages are saved, from the classified VMAs. */
-int dump_memory(struct dump_ctx *d, struct ferry_err *err)
-{
-	_cleanup_free_ struct mem_area *areas = calloc(d->mm.n_vmas + 1, sizeof(*areas));
-	struct page_xfer *x = NULL;
-	size_t n = 0;
-	int r;
-
-	if (!areas)
-		return ferry_fail(err, ENOMEM, "memory areas");
-	for (size_t i = 0; i < d->mm.n_vmas; i++) {
-		const Vma *v = d->mm.vmas[i];
-		struct mem_area *a = &areas[n];
-		a->start = v->start;
-		a->end = v->end;
-		if (!strcmp(v->kind, "anon") || !strcmp(v->kind, "heap") ||
-		    !strcmp(v->kind, "stack")) {
-			a->kind = MA_PRIVATE_ANON;
-		} else if (!strcmp(v->kind, "file") && !(v->flags & MAP_SHARED)) {
-			a->kind = MA_PRIVATE_FILE;
-		} else if (!strcmp(v->kind, "shmem") || !strcmp(v->kind, "memfd")) {
-			a->kind = MA_SHARED_OBJ;
-			a->pgoff = v->pgoff;
-		} else {
-			continue;
-		}
-		n++;
-	}
-	r = xfer_local_open(d->dirfd, d->ns_pid, &x, err);
-	if (r < 0)
-		return r;
-	r = mem_dump_areas(d->pid, areas, n, x, &d->mstats, err);
-	if (r == 0)
-		r = xfer_commit(x, err);
-	xfer_destroy(x);
-	return r;
 }

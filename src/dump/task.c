@@ -329,7 +329,10 @@ static int dump_thread(struct dump_ctx *d, struct ferry_err *err)
 	c->gpregs.len = sizeof(regs);
 	memcpy(c->xsave.data, d->ic.xsave, d->ic.xsave_len);
 	c->xsave.len = d->ic.xsave_len;
-	c->blocked = d->st.sig_blk;
+	/* not /proc's SigBlk: inside sigsuspend or ppoll that is the temporary mask;
+	 * the injected syscalls have since put the real one back */
+	if (ptrace(PTRACE_GETSIGMASK, d->pid, sizeof(c->blocked), &c->blocked) < 0)
+		return ferry_fail_errno(err, "pid %d: read signal mask", d->pid);
 	if (rc.registered) {
 		c->rseq = dz_alloc(d, sizeof(Rseq));
 		if (!c->rseq)

@@ -18,80 +18,133 @@
 #define SCAN_VEC 512
 #define BATCH_IOV 1024
 
-/* A batch of present pieces waiting to be read into the buffer and sent. */
-struct batch {
-	pid_t pid;
-	int mem_fd;
-	uint8_t *buf;
-	size_t used;
-	struct iovec remote[BATCH_IOV];
-	size_t n;
-	struct page_xfer *x;
-	struct mem_stats *st;
-};
-
-static int batch_flush(struct batch *b, struct ferry_err *err)
+static int plan_add(struct mem_plan *p, uint64_t vaddr, uint64_t nr, uint32_t flags)
 {
-	struct iovec local = {b->buf, b->used};
-	ssize_t got;
-	int r;
-
-	if (!b->n)
-		return 0;
-	got = process_vm_readv(b->pid, &local, 1, b->remote, b->n, 0);
-	if (got < 0)
-		got = 0;
-	if ((size_t)got < b->used) {
-		/* Unreadable pages (PROT_NONE, ...): go through /proc/PID/mem for the rest. */
-		size_t done = 0;
-		for (size_t i = 0; i < b->n; i++) {
-			size_t len = b->remote[i].iov_len;
-			if (done + len > (size_t)got) {
-				size_t skip = done >= (size_t)got ? 0 : got - done;
-				r = pread_all(b->mem_fd, b->buf + done + skip, len - skip,
-					      (uint64_t)b->remote[i].iov_base + skip);
-				if (r < 0)
-					return ferry_fail(err, -r, "pid %d: read memory at %p", b->pid,
-							  b->remote[i].iov_base);
-			}
-			done += len;
+	if (p->n) {
+		struct plan_run *last = &p->runs[p->n - 1];
+		if (last->flags == flags && last->vaddr + last->nr_pages * PAGE_SIZE == vaddr) {
+			last->nr_pages += nr;
+			return 0;
 		}
 	}
-	r = xfer_write(b->x, b->buf, b->used, err);
-	if (r < 0)
-		return r;
-	b->st->bytes_written += b->used;
-	b->used = 0;
-	b->n = 0;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 256;
+		struct plan_run *nr_ = realloc(p->runs, cap * sizeof(*nr_));
+		if (!nr_)
+			return -ENOMEM;
+		p->runs = nr_;
+		p->cap = cap;
+	}
+	p->runs[p->n++] = (struct plan_run){vaddr, nr, flags};
 	return 0;
 }
 
-/* Queue [addr, addr+len) as present data. */
-static int batch_add(struct batch *b, uint64_t addr, uint64_t len, struct ferry_err *err)
+void mem_plan_free(struct mem_plan *plan)
 {
-	while (len) {
-		if (b->used == DUMP_BUF_SIZE || b->n == BATCH_IOV) {
-			int r = batch_flush(b, err);
-			if (r < 0)
-				return r;
-		}
-		uint64_t take = len < DUMP_BUF_SIZE - b->used ? len : DUMP_BUF_SIZE - b->used;
-		int r = xfer_add_run(b->x, addr, take / PAGE_SIZE, FERRY_PR_PRESENT, err);
+	free(plan->runs);
+	plan->runs = NULL;
+	plan->n = plan->cap = 0;
+}
+
+bool pagemap_covers(const Pagemap *pm, uint64_t vaddr, uint64_t len)
+{
+	size_t lo = 0, hi = pm->n_runs;
+	uint64_t end = vaddr + len;
+
+	/* first run ending after vaddr */
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		const PageRun *r = pm->runs[mid];
+		if (r->vaddr + r->nr_pages * PAGE_SIZE <= vaddr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < pm->n_runs && vaddr < end; i++) {
+		const PageRun *r = pm->runs[i];
+		if (r->vaddr > vaddr ||
+		    !(r->flags & (FERRY_PR_PRESENT | FERRY_PR_IN_PARENT | FERRY_PR_ZERO)))
+			return false;
+		vaddr = r->vaddr + r->nr_pages * PAGE_SIZE;
+	}
+	return vaddr >= end;
+}
+
+static int classify(pid_t pid, const struct mem_area *a, const Pagemap *parent, uint64_t start,
+		    uint64_t len, uint64_t cat, struct mem_plan *plan, struct mem_stats *st,
+		    struct ferry_err *err)
+{
+	uint64_t nr = len / PAGE_SIZE;
+	uint32_t flags;
+
+	if (cat & PAGE_IS_PFNZERO) {
+		flags = FERRY_PR_ZERO;
+		st->pages_zero += nr;
+	} else if (a->kind == MA_PRIVATE_FILE && (cat & PAGE_IS_FILE) && !(cat & PAGE_IS_SWAPPED)) {
+		return 0; /* still the file's page: the mapping provides it */
+	} else if (a->holes && !(cat & PAGE_IS_WRITTEN)) {
+		if (!parent || !pagemap_covers(parent, start, len))
+			return ferry_refuse(err, EINVAL,
+					    "pid %d: pages %#lx-%#lx were not written since the parent "
+					    "round, but the parent image does not hold them",
+					    pid, (unsigned long)start, (unsigned long)(start + len));
+		flags = FERRY_PR_IN_PARENT;
+		st->pages_in_parent += nr;
+	} else {
+		flags = FERRY_PR_PRESENT;
+		st->pages_written += nr;
+	}
+	if (plan_add(plan, start, nr, flags) < 0)
+		return ferry_fail(err, ENOMEM, "page plan");
+	return 0;
+}
+
+/* Swap type 31 is the kernel's PTE marker: an empty page write-protected by
+ * userfaultfd (WP_UNPOPULATED). PAGEMAP_SCAN calls it swapped; it holds no data. */
+#define SWP_TYPE_PTE_MARKER 31
+#define PM_ENTRY_SWAP (1ULL << 62)
+#define PM_ENTRY_PRESENT (1ULL << 63)
+
+static bool is_marker(uint64_t e)
+{
+	return (e & PM_ENTRY_SWAP) && !(e & PM_ENTRY_PRESENT) && (e & 0x1f) == SWP_TYPE_PTE_MARKER;
+}
+
+/* A swapped-only region: drop the markers, classify the rest. */
+static int classify_swapped(pid_t pid, int pagemap_fd, const struct mem_area *a,
+			    const Pagemap *parent, uint64_t start, uint64_t end, uint64_t cat,
+			    struct mem_plan *plan, struct mem_stats *st, struct ferry_err *err)
+{
+	uint64_t ents[512];
+
+	while (start < end) {
+		uint64_t n = (end - start) / PAGE_SIZE;
+		if (n > ARRAY_SIZE(ents))
+			n = ARRAY_SIZE(ents);
+		int r = pread_all(pagemap_fd, ents, n * sizeof(ents[0]), start / PAGE_SIZE * 8);
 		if (r < 0)
-			return r;
-		b->remote[b->n].iov_base = (void *)addr;
-		b->remote[b->n].iov_len = take;
-		b->n++;
-		b->used += take;
-		b->st->pages_written += take / PAGE_SIZE;
-		addr += take;
-		len -= take;
+			return ferry_fail(err, -r, "pid %d: read pagemap at %#lx", pid,
+					  (unsigned long)start);
+		for (uint64_t i = 0; i < n;) {
+			uint64_t j = i;
+			bool marker = is_marker(ents[i]);
+			while (j < n && is_marker(ents[j]) == marker)
+				j++;
+			if (!marker) {
+				r = classify(pid, a, parent, start + i * PAGE_SIZE, (j - i) * PAGE_SIZE,
+					     cat, plan, st, err);
+				if (r < 0)
+					return r;
+			}
+			i = j;
+		}
+		start += n * PAGE_SIZE;
 	}
 	return 0;
 }
 
-static int dump_private(struct batch *b, int pagemap_fd, const struct mem_area *a,
-			struct ferry_err *err)
+static int plan_private(pid_t pid, int pagemap_fd, const struct mem_area *a, const Pagemap *parent,
+			struct mem_plan *plan, struct mem_stats *st, struct ferry_err *err)
 {
 	struct page_region vec[SCAN_VEC];
 	uint64_t pos = a->start;
@@ -99,82 +152,50 @@ static int dump_private(struct batch *b, int pagemap_fd, const struct mem_area *
 	while (pos < a->end) {
 		struct pm_scan_arg arg = {
 			.size = sizeof(arg),
+			.flags = a->rearm ? PM_SCAN_WP_MATCHING : 0,
 			.start = pos,
 			.end = a->end,
 			.vec = (uintptr_t)vec,
 			.vec_len = SCAN_VEC,
 			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE |
-				       PAGE_IS_PFNZERO,
+				       PAGE_IS_PFNZERO | PAGE_IS_WRITTEN,
 		};
 		uint64_t t0 = mono_ns();
 		long n = ioctl(pagemap_fd, PAGEMAP_SCAN, &arg);
-		b->st->scan_ns += mono_ns() - t0;
+		st->scan_ns += mono_ns() - t0;
 		if (n < 0)
-			return ferry_fail_errno(err, "pid %d: scan pages %#lx-%#lx", b->pid,
+			return ferry_fail_errno(err, "pid %d: scan pages %#lx-%#lx", pid,
 						(unsigned long)pos, (unsigned long)a->end);
 		for (long i = 0; i < n; i++) {
-			uint64_t len = vec[i].end - vec[i].start;
 			uint64_t cat = vec[i].categories;
-			int r = 0;
+			int r;
 
-			if (cat & PAGE_IS_PFNZERO) {
-				r = xfer_add_run(b->x, vec[i].start, len / PAGE_SIZE, FERRY_PR_ZERO,
-						 err);
-				b->st->pages_zero += len / PAGE_SIZE;
-			} else if (a->kind == MA_PRIVATE_FILE && (cat & PAGE_IS_FILE) &&
-				   !(cat & PAGE_IS_SWAPPED)) {
-				/* still the file's page: the mapping provides it at restore */
-			} else {
-				r = batch_add(b, vec[i].start, len, err);
-			}
+			if ((cat & PAGE_IS_SWAPPED) && !(cat & PAGE_IS_PRESENT))
+				r = classify_swapped(pid, pagemap_fd, a, parent, vec[i].start,
+						     vec[i].end, cat, plan, st, err);
+			else
+				r = classify(pid, a, parent, vec[i].start, vec[i].end - vec[i].start,
+					     cat, plan, st, err);
 			if (r < 0)
 				return r;
 		}
 		if (arg.walk_end <= pos)
-			return ferry_fail(err, EIO, "pid %d: page scan made no progress at %#lx",
-					  b->pid, (unsigned long)pos);
+			return ferry_refuse(err, EIO, "pid %d: page scan made no progress at %#lx",
+					    pid, (unsigned long)pos);
 		pos = arg.walk_end;
 	}
 	return 0;
 }
 
-static int flush_then_read(struct batch *b, int fd, const struct mem_area *a, uint64_t off,
-			   uint64_t len, struct ferry_err *err)
-{
-	uint64_t vaddr = a->start + (off - a->pgoff);
-
-	while (len) {
-		int r = batch_flush(b, err);
-		if (r < 0)
-			return r;
-		uint64_t take = len < DUMP_BUF_SIZE ? len : DUMP_BUF_SIZE;
-		r = xfer_add_run(b->x, vaddr, take / PAGE_SIZE, FERRY_PR_PRESENT, err);
-		if (r < 0)
-			return r;
-		r = pread_all(fd, b->buf, take, off);
-		if (r < 0)
-			return ferry_fail(err, -r, "pid %d: read shared memory %#lx", b->pid,
-					  (unsigned long)vaddr);
-		r = xfer_write(b->x, b->buf, take, err);
-		if (r < 0)
-			return r;
-		b->st->pages_written += take / PAGE_SIZE;
-		b->st->bytes_written += take;
-		vaddr += take;
-		off += take;
-		len -= take;
-	}
-	return 0;
-}
-
-static int dump_shared(struct batch *b, const struct mem_area *a, struct ferry_err *err)
+static int plan_shared(pid_t pid, const struct mem_area *a, struct mem_plan *plan,
+		       struct mem_stats *st, struct ferry_err *err)
 {
 	char path[96];
 	uint64_t end = a->pgoff + (a->end - a->start);
 	uint64_t off = a->pgoff;
 
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", b->pid, (unsigned long)a->start,
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", pid, (unsigned long)a->start,
 		 (unsigned long)a->end);
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -191,52 +212,155 @@ static int dump_shared(struct batch *b, const struct mem_area *a, struct ferry_e
 		off_t hole = lseek(fd, data, SEEK_HOLE);
 		if (hole < 0)
 			return ferry_fail_errno(err, "seek hole in %s", path);
-		uint64_t stop = (uint64_t)hole < end ? (uint64_t)hole : end;
-		data = PAGE_ALIGN_DOWN(data);
-		stop = PAGE_ALIGN_UP(stop);
-		int r = flush_then_read(b, fd, a, data, stop - data, err);
-		if (r < 0)
-			return r;
+		uint64_t from = PAGE_ALIGN_DOWN((uint64_t)data);
+		uint64_t stop = PAGE_ALIGN_UP((uint64_t)hole < end ? (uint64_t)hole : end);
+		uint64_t nr = (stop - from) / PAGE_SIZE;
+		if (plan_add(plan, a->start + (from - a->pgoff), nr, FERRY_PR_PRESENT) < 0)
+			return ferry_fail(err, ENOMEM, "page plan");
+		st->pages_written += nr;
 		off = stop;
 	}
 	return 0;
 }
 
-int mem_dump_areas(pid_t pid, const struct mem_area *areas, size_t n, struct page_xfer *x,
-		   struct mem_stats *st, struct ferry_err *err)
+int mem_plan_areas(pid_t pid, const struct mem_area *areas, size_t n, const Pagemap *parent,
+		   struct mem_plan *plan, struct mem_stats *st, struct ferry_err *err)
 {
 	char path[64];
-	struct batch *b;
 	int r = 0;
 
-	b = calloc(1, sizeof(*b));
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	_cleanup_close_ int pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (pagemap_fd < 0)
+		return ferry_fail_errno(err, "open %s", path);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		const struct mem_area *a = &areas[i];
+		uint64_t before = st->pages_written + st->pages_zero + st->pages_in_parent;
+
+		st->pages_scanned += (a->end - a->start) / PAGE_SIZE;
+		if (a->kind == MA_SHARED_OBJ)
+			r = plan_shared(pid, a, plan, st, err);
+		else
+			r = plan_private(pid, pagemap_fd, a, parent, plan, st, err);
+		if (r == 0) {
+			uint64_t saved = st->pages_written + st->pages_zero + st->pages_in_parent -
+					 before;
+			st->pages_absent += (a->end - a->start) / PAGE_SIZE - saved;
+		}
+	}
+	return r;
+}
+
+/* A batch of present pieces waiting to be read into the buffer and sent. */
+struct batch {
+	pid_t pid;
+	int mem_fd;
+	bool target_runs;
+	uint8_t *buf;
+	size_t used;
+	struct iovec remote[BATCH_IOV];
+	size_t n;
+	struct page_xfer *x;
+	struct mem_stats *st;
+};
+
+static int read_slow(struct batch *b, size_t done, size_t got, struct ferry_err *err)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		size_t len = b->remote[i].iov_len;
+		if (done + len > got) {
+			size_t skip = done >= got ? 0 : got - done;
+			uint8_t *dst = b->buf + done + skip;
+			int r = pread_all(b->mem_fd, dst, len - skip,
+					  (uint64_t)b->remote[i].iov_base + skip);
+			if (r < 0 && !b->target_runs)
+				return ferry_fail(err, -r, "pid %d: read memory at %p", b->pid,
+						  b->remote[i].iov_base);
+			if (r < 0) /* unmapped since the plan: the next round records that */
+				memset(dst, 0, len - skip);
+		}
+		done += len;
+	}
+	return 0;
+}
+
+static int batch_flush(struct batch *b, struct ferry_err *err)
+{
+	struct iovec local = {b->buf, b->used};
+	ssize_t got;
+	int r;
+
+	if (!b->n)
+		return 0;
+	got = process_vm_readv(b->pid, &local, 1, b->remote, b->n, 0);
+	if (got < 0)
+		got = 0;
+	if ((size_t)got < b->used) {
+		/* unreadable pages (PROT_NONE, ...): /proc/PID/mem can read them */
+		r = read_slow(b, 0, got, err);
+		if (r < 0)
+			return r;
+	}
+	r = xfer_write(b->x, b->buf, b->used, err);
+	if (r < 0)
+		return r;
+	b->st->bytes_written += b->used;
+	b->used = 0;
+	b->n = 0;
+	return 0;
+}
+
+static int batch_add(struct batch *b, uint64_t addr, uint64_t len, struct ferry_err *err)
+{
+	while (len) {
+		if (b->used == DUMP_BUF_SIZE || b->n == BATCH_IOV) {
+			int r = batch_flush(b, err);
+			if (r < 0)
+				return r;
+		}
+		uint64_t take = len < DUMP_BUF_SIZE - b->used ? len : DUMP_BUF_SIZE - b->used;
+		int r = xfer_add_run(b->x, addr, take / PAGE_SIZE, FERRY_PR_PRESENT, err);
+		if (r < 0)
+			return r;
+		b->remote[b->n].iov_base = (void *)addr;
+		b->remote[b->n].iov_len = take;
+		b->n++;
+		b->used += take;
+		addr += take;
+		len -= take;
+	}
+	return 0;
+}
+
+int mem_transfer(pid_t pid, const struct mem_plan *plan, bool target_runs, struct page_xfer *x,
+		 struct mem_stats *st, struct ferry_err *err)
+{
+	char path[64];
+	struct batch *b = calloc(1, sizeof(*b));
+	int r = 0;
+
 	if (!b)
 		return ferry_fail(err, ENOMEM, "dump buffer");
 	b->pid = pid;
 	b->x = x;
 	b->st = st;
-	b->mem_fd = -1;
+	b->target_runs = target_runs;
 	b->buf = malloc(DUMP_BUF_SIZE);
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
-	_cleanup_close_ int pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	b->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (!b->buf)
 		r = ferry_fail(err, ENOMEM, "dump buffer");
-	else if (pagemap_fd < 0 || b->mem_fd < 0)
-		r = ferry_fail_errno(err, "open /proc/%d/pagemap and mem", pid);
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		const struct mem_area *a = &areas[i];
-		uint64_t before = st->pages_written + st->pages_zero;
-
-		st->pages_scanned += (a->end - a->start) / PAGE_SIZE;
-		if (a->kind == MA_SHARED_OBJ)
-			r = batch_flush(b, err) ?: dump_shared(b, a, err);
-		else
-			r = dump_private(b, pagemap_fd, a, err);
-		if (r == 0) {
-			uint64_t saved = st->pages_written + st->pages_zero - before;
-			st->pages_absent += (a->end - a->start) / PAGE_SIZE - saved;
+	else if (b->mem_fd < 0)
+		r = ferry_fail_errno(err, "open %s", path);
+	for (size_t i = 0; r == 0 && i < plan->n; i++) {
+		const struct plan_run *p = &plan->runs[i];
+		if (p->flags & FERRY_PR_PRESENT) {
+			r = batch_add(b, p->vaddr, p->nr_pages * PAGE_SIZE, err);
+		} else {
+			/* a run without data must not overtake data still in the batch */
+			r = batch_flush(b, err);
+			if (r == 0)
+				r = xfer_add_run(x, p->vaddr, p->nr_pages, p->flags, err);
 		}
 	}
 	if (r == 0)

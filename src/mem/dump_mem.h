@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "core/err.h"
+#include "core/image.h"
 #include "mem/xfer.h"
 
 enum mem_area_kind {
@@ -30,6 +31,19 @@ struct mem_area {
 	uint64_t start, end;
 	uint64_t pgoff; /* for MA_SHARED_OBJ: offset of start in the object */
 	enum mem_area_kind kind;
+	bool rearm;     /* registered for async write-protection: the scan protects again */
+	bool holes;     /* tracked since the parent round: unwritten present pages are holes */
+};
+
+/* What to save, decided while the target is frozen; the data may be read later. */
+struct plan_run {
+	uint64_t vaddr, nr_pages;
+	uint32_t flags;
+};
+
+struct mem_plan {
+	struct plan_run *runs;
+	size_t n, cap;
 };
 
 struct mem_stats {
@@ -42,8 +56,24 @@ struct mem_stats {
 	uint64_t scan_ns;
 };
 
-/* Areas must be sorted by address and not overlap. */
-int mem_dump_areas(pid_t pid, const struct mem_area *areas, size_t n, struct page_xfer *x,
-		   struct mem_stats *st, struct ferry_err *err);
+/*
+ * Classify the pages of the areas (sorted, not overlapping). parent, if not
+ * NULL, is the parent round's pagemap: every hole must be covered there.
+ */
+int mem_plan_areas(pid_t pid, const struct mem_area *areas, size_t n, const Pagemap *parent,
+		   struct mem_plan *plan, struct mem_stats *st, struct ferry_err *err);
+
+/*
+ * Send the planned runs and their data to x. With target_runs (pre-dump), a
+ * page that vanished since the plan was made is sent as zeros: the next
+ * round sees it absent and records that.
+ */
+int mem_transfer(pid_t pid, const struct mem_plan *plan, bool target_runs, struct page_xfer *x,
+		 struct mem_stats *st, struct ferry_err *err);
+
+void mem_plan_free(struct mem_plan *plan);
+
+/* Does the pagemap cover [vaddr, vaddr + len) with data (present, in parent or zero)? */
+bool pagemap_covers(const Pagemap *pm, uint64_t vaddr, uint64_t len);
 
 #endif

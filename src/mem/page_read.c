@@ -35,29 +35,33 @@ static int check_runs(const struct page_layer *l, struct ferry_err *err)
 	return 0;
 }
 
-int page_read_open_local(const char *dir, pid_t pid, struct page_read *pr, struct ferry_err *err)
+static int open_layer(struct page_layer *l, const char *dir, pid_t pid, Inventory **inv,
+		      struct ferry_err *err)
 {
 	char name[64];
 	ProtobufCMessage *msg;
 	int r;
 
-	memset(pr, 0, sizeof(*pr));
-	pr->layers = calloc(1, sizeof(*pr->layers));
-	if (!pr->layers)
-		return ferry_fail(err, ENOMEM, "page read");
-	pr->nr_layers = 1;
-	struct page_layer *l = &pr->layers[0];
 	l->fd = -1;
 	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
-		return ferry_fail_errno(err, "open %s", dir);
+		return ferry_fail_errno(err, "open image directory %s", dir);
+	r = img_read(dirfd, "inventory.img", IMG_INVENTORY, &msg, err);
+	if (r < 0)
+		return r;
+	*inv = (Inventory *)msg;
 	img_name(name, sizeof(name), "pagemap", pid);
 	r = img_read(dirfd, name, IMG_PAGEMAP, &msg, err);
 	if (r < 0)
 		return r;
 	l->pm = (Pagemap *)msg;
+	if (l->pm->snapshot_id && strcmp(l->pm->snapshot_id, (*inv)->snapshot_id))
+		return ferry_refuse(err, EINVAL,
+				    "%s: its pages belong to snapshot %s, its inventory is %s", dir,
+				    l->pm->snapshot_id, (*inv)->snapshot_id);
 	img_name(name, sizeof(name), "pages", pid);
-	snprintf(l->path, sizeof(l->path), "%s/%s", dir, name);
+	if ((size_t)snprintf(l->path, sizeof(l->path), "%.4000s/%.60s", dir, name) >= sizeof(l->path))
+		return ferry_refuse(err, ENAMETOOLONG, "%s: path too long", dir);
 	l->fd = open(l->path, O_RDONLY | O_CLOEXEC);
 	if (l->fd < 0)
 		return ferry_fail_errno(err, "open %s", l->path);
@@ -66,9 +70,128 @@ int page_read_open_local(const char *dir, pid_t pid, struct page_read *pr, struc
 		return r;
 	if (l->data_len != l->pm->pages_size)
 		return ferry_refuse(err, EINVAL, "%s holds %lu bytes of pages, its pagemap says %lu",
-				  l->path, (unsigned long)l->data_len,
-				  (unsigned long)l->pm->pages_size);
+				    l->path, (unsigned long)l->data_len,
+				    (unsigned long)l->pm->pages_size);
 	return check_runs(l, err);
+}
+
+#define MAX_CHAIN 4096
+
+int page_read_open_local(const char *dir, pid_t pid, struct page_read *pr, struct ferry_err *err)
+{
+	char cur[4096], next[4096];
+	Inventory *inv = NULL, *child = NULL;
+	int r = 0;
+
+	memset(pr, 0, sizeof(*pr));
+	snprintf(cur, sizeof(cur), "%s", dir);
+	for (;;) {
+		if (pr->nr_layers == MAX_CHAIN) {
+			r = ferry_refuse(err, ELOOP, "%s: parent chain longer than %d", dir, MAX_CHAIN);
+			break;
+		}
+		struct page_layer *nl = realloc(pr->layers, (pr->nr_layers + 1) * sizeof(*nl));
+		if (!nl) {
+			r = ferry_fail(err, ENOMEM, "page layers");
+			break;
+		}
+		pr->layers = nl;
+		memset(&nl[pr->nr_layers], 0, sizeof(*nl));
+		r = open_layer(&nl[pr->nr_layers++], cur, pid, &inv, err);
+		if (r == 0 && child &&
+		    (!child->parent_snapshot_id || strcmp(child->parent_snapshot_id, inv->snapshot_id)))
+			r = ferry_refuse(err, EINVAL,
+					 "%s is snapshot %s, but its child expects parent snapshot %s",
+					 cur, inv->snapshot_id,
+					 child->parent_snapshot_id ? child->parent_snapshot_id : "(none)");
+		if (r == 0 && child &&
+		    (inv->root_pid != child->root_pid || inv->start_time != child->start_time))
+			r = ferry_refuse(err, EINVAL,
+					 "parent image %s holds another process (pid %u), not pid %u",
+					 cur, inv->root_pid, child->root_pid);
+		if (child)
+			protobuf_c_message_free_unpacked(&child->base, NULL);
+		child = inv;
+		inv = NULL;
+		if (r < 0 || !child->parent_path)
+			break;
+		if (child->parent_path[0] == '/')
+			snprintf(next, sizeof(next), "%s", child->parent_path);
+		else
+			snprintf(next, sizeof(next), "%.2000s/%.2000s", cur, child->parent_path);
+		memcpy(cur, next, sizeof(cur));
+	}
+	if (inv)
+		protobuf_c_message_free_unpacked(&inv->base, NULL);
+	if (child)
+		protobuf_c_message_free_unpacked(&child->base, NULL);
+	if (r < 0)
+		return ferry_wrap(err, "pages of pid %d", pid);
+	return 0;
+}
+
+/* Queue [addr, addr+len) from `layer` downwards; every page must be found. */
+static int resolve(const struct page_read *pr, int layer, uint64_t addr, uint64_t len,
+		   struct pr_queue *q, struct ferry_err *err)
+{
+	const Pagemap *pm;
+	size_t lo = 0, hi;
+	uint64_t end = addr + len;
+
+	if (layer >= pr->nr_layers)
+		return ferry_refuse(err, EINVAL,
+				    "pages %#lx-%#lx are holes, but no parent image holds them",
+				    (unsigned long)addr, (unsigned long)end);
+	pm = pr->layers[layer].pm;
+	hi = pm->n_runs;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (pm->runs[mid]->vaddr + pm->runs[mid]->nr_pages * PAGE_SIZE <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < pm->n_runs && addr < end; i++) {
+		const PageRun *r = pm->runs[i];
+		uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE;
+		if (r->vaddr > addr)
+			break;
+		uint64_t stop = rend < end ? rend : end;
+		int ret = 0;
+		if (r->flags & FERRY_PR_PRESENT)
+			ret = prq_add(q, addr, stop - addr, layer, r->off + (addr - r->vaddr)) < 0
+				      ? ferry_fail(err, ENOMEM, "page read queue")
+				      : 0;
+		else if (r->flags & FERRY_PR_IN_PARENT)
+			ret = resolve(pr, layer + 1, addr, stop - addr, q, err);
+		if (ret < 0)
+			return ret;
+		addr = stop;
+	}
+	if (addr < end)
+		return ferry_refuse(err, EINVAL,
+				    "pages %#lx-%#lx are holes, but the parent image %s lacks them",
+				    (unsigned long)addr, (unsigned long)end, pr->layers[layer].path);
+	return 0;
+}
+
+int page_read_queue_all(const struct page_read *pr, struct pr_queue *q, struct ferry_err *err)
+{
+	const Pagemap *pm = pr->layers[0].pm;
+
+	for (size_t i = 0; i < pm->n_runs; i++) {
+		const PageRun *r = pm->runs[i];
+		int ret = 0;
+		if (r->flags & FERRY_PR_PRESENT)
+			ret = prq_add(q, r->vaddr, r->nr_pages * PAGE_SIZE, 0, r->off) < 0
+				      ? ferry_fail(err, ENOMEM, "page read queue")
+				      : 0;
+		else if (r->flags & FERRY_PR_IN_PARENT)
+			ret = resolve(pr, 1, r->vaddr, r->nr_pages * PAGE_SIZE, q, err);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 void page_read_close(struct page_read *pr)

@@ -50,6 +50,8 @@ static inline const PageRun *page_read_run(const struct page_read *pr, size_t i)
 
 #define PRQ_MAX_IOV 1024
 
+struct pr_queue;
+
 struct prq_piece {
 	uint64_t addr, len;
 	int layer;
@@ -64,6 +66,9 @@ struct pr_queue {
 /* issue: read `len` bytes starting at layer file offset `off` into the iovecs (remote addresses). */
 typedef int (*prq_issue_fn)(void *ctx, int layer, uint64_t off, const struct iovec *iov, int n,
 			    struct ferry_err *err);
+
+/* Queue every page with data of the newest layer, holes resolved through the parents. */
+int page_read_queue_all(const struct page_read *pr, struct pr_queue *q, struct ferry_err *err);
 
 int prq_add(struct pr_queue *q, uint64_t addr, uint64_t len, int layer, uint64_t off);
 int prq_sync(struct pr_queue *q, prq_issue_fn issue, void *ctx, struct ferry_err *err);

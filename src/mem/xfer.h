@@ -36,6 +36,8 @@ struct page_xfer {
 
 /* Local image directory: pagemap-PID.img and pages-PID.img in dirfd. */
 int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **x, struct ferry_err *err);
+/* Snapshot ids recorded in the pagemap (parent may be NULL). Copied. */
+void xfer_local_set_snapshot(struct page_xfer *x, const char *snapshot, const char *parent);
 
 static inline int xfer_add_run(struct page_xfer *x, uint64_t vaddr, uint64_t nr, uint32_t flags,
 			       struct ferry_err *err)

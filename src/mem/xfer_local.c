@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,7 +32,17 @@ struct xfer_local {
 	PageChunk *chunks;
 	size_t nr_chunks, cap_chunks;
 	uint64_t pending;     /* data bytes announced by present runs, not yet written */
+	char snapshot[64];
+	char parent[64];
 };
+
+void xfer_local_set_snapshot(struct page_xfer *px, const char *snapshot, const char *parent)
+{
+	struct xfer_local *x = (struct xfer_local *)px;
+
+	snprintf(x->snapshot, sizeof(x->snapshot), "%s", snapshot ? snapshot : "");
+	snprintf(x->parent, sizeof(x->parent), "%s", parent ? parent : "");
+}
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
@@ -128,6 +139,10 @@ static int local_commit(struct page_xfer *px, struct ferry_err *err)
 	pm.n_chunks = x->nr_chunks;
 	pm.chunks = chunks;
 	pm.pages_size = x->off - FERRY_PAGES_DATA_OFF;
+	if (x->snapshot[0])
+		pm.snapshot_id = x->snapshot;
+	if (x->parent[0])
+		pm.parent_snapshot_id = x->parent;
 	r = img_pages_write_hdr(x->pages_fd, pm.pages_size, err);
 	if (r == 0 && fsync(x->pages_fd) < 0)
 		r = ferry_fail_errno(err, "sync pages-%d.img", x->pid);

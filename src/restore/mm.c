@@ -113,7 +113,7 @@ static bool vma_needs_fill(struct restore_ctx *r, const Vma *v, size_t *cursor)
 			(*cursor)++;
 			continue;
 		}
-		return run->vaddr < v->end && (run->flags & FERRY_PR_PRESENT);
+		return run->vaddr < v->end && (run->flags & (FERRY_PR_PRESENT | FERRY_PR_IN_PARENT));
 	}
 	return false;
 }
@@ -247,13 +247,7 @@ static int fill_pages(struct restore_ctx *r, struct ferry_err *err)
 	struct pr_queue q = {0};
 	int ret = 0;
 
-	for (size_t i = 0; i < page_read_nr_runs(&r->pr) && ret == 0; i++) {
-		const PageRun *run = page_read_run(&r->pr, i);
-		if (!(run->flags & FERRY_PR_PRESENT))
-			continue;
-		if (prq_add(&q, run->vaddr, run->nr_pages * PAGE_SIZE, 0, run->off) < 0)
-			ret = ferry_fail(err, ENOMEM, "page read queue");
-	}
+	ret = page_read_queue_all(&r->pr, &q, err);
 	if (ret == 0)
 		ret = prq_sync(&q, issue_preadv, r, err);
 	prq_free(&q);
