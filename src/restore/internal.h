@@ -35,6 +35,8 @@ struct restore_ctx {
 	pid_t init_pid;      /* its ferry init, 0 in host mode */
 	struct infect ic;
 	uint64_t t0;
+	int uffd;            /* lazy restore, -1 otherwise */
+	uint64_t lazy_pages;
 };
 
 static inline int helper_layer_fd(const struct restore_ctx *r, int layer)

@@ -249,5 +249,11 @@ int restore_check(struct restore_ctx *r, struct ferry_err *err)
 		ret = check_pid(r, err);
 	if (ret == 0)
 		ret = page_read_verify(&r->pr, err);
+	for (size_t i = 0; ret == 0 && !r->o->lazy && i < page_read_nr_runs(&r->pr); i++)
+		if (page_read_run(&r->pr, i)->flags & FERRY_PR_LAZY)
+			ret = ferry_refuse(err, EINVAL,
+					   "%s was dumped with --lazy-pages: its memory is on the "
+					   "source; restore with --lazy-pages",
+					   r->dir);
 	return ret;
 }

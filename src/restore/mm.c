@@ -14,7 +14,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "mem/kapi.h"
 
 #include "core/log.h"
 #include "core/util.h"
@@ -242,6 +248,82 @@ static int issue_preadv(void *ctx, int layer, uint64_t off, const struct iovec *
 	return 0;
 }
 
+/* The lazy runs of the newest layer that overlap [start, end). */
+static int register_lazy(struct restore_ctx *r, struct ferry_err *err)
+{
+	struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_MISSING};
+
+	for (size_t i = 0; i < page_read_nr_runs(&r->pr); i++) {
+		const PageRun *run = page_read_run(&r->pr, i);
+		if (!(run->flags & FERRY_PR_LAZY))
+			continue;
+		reg.range.start = run->vaddr;
+		reg.range.len = run->nr_pages * PAGE_SIZE;
+		if (ioctl(r->uffd, UFFDIO_REGISTER, &reg) < 0)
+			return ferry_fail_errno(err, "register lazy pages %lx-%lx",
+						(unsigned long)run->vaddr,
+						(unsigned long)(run->vaddr + reg.range.len));
+		r->lazy_pages += run->nr_pages;
+	}
+	return 0;
+}
+
+static int make_uffd(struct restore_ctx *r, struct ferry_err *err)
+{
+	long tfd;
+	int ret = infect_syscall_ok(&r->ic, "create a userfaultfd", __NR_userfaultfd, &tfd,
+				    O_CLOEXEC | O_NONBLOCK, 0, 0, 0, 0, 0, err);
+
+	if (ret < 0)
+		return ret;
+	_cleanup_close_ int pidfd = syscall(SYS_pidfd_open, r->pid, 0);
+	r->uffd = pidfd < 0 ? -1 : syscall(SYS_pidfd_getfd, pidfd, tfd, 0);
+	if (r->uffd < 0)
+		return ferry_fail_errno(err, "take the userfaultfd of pid %d", r->pid);
+	ret = infect_syscall_ok(&r->ic, "close the userfaultfd", __NR_close, NULL, tfd, 0, 0, 0, 0,
+				0, err);
+	if (ret < 0)
+		return ret;
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
+			    UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP,
+	};
+	if (ioctl(r->uffd, UFFDIO_API, &api) < 0)
+		return ferry_fail_errno(err, "set up the userfaultfd of pid %d", r->pid);
+	return register_lazy(r, err);
+}
+
+/* The page under the stack pointer is needed at once: fill it now. */
+static int fill_stack_page(struct restore_ctx *r, struct ferry_err *err)
+{
+	const struct user_regs_struct *regs = (const void *)r->core->gpregs.data;
+	uint64_t page = PAGE_ALIGN_DOWN(regs->rsp);
+	_cleanup_free_ void *buf = NULL;
+	int ret;
+
+	if (!r->o->lazy_fill)
+		return 0;
+	for (size_t i = 0; i < page_read_nr_runs(&r->pr); i++) {
+		const PageRun *run = page_read_run(&r->pr, i);
+		if (!(run->flags & FERRY_PR_LAZY) || page < run->vaddr ||
+		    page >= run->vaddr + run->nr_pages * PAGE_SIZE)
+			continue;
+		buf = malloc(PAGE_SIZE);
+		if (!buf)
+			return ferry_fail(err, ENOMEM, "stack page");
+		ret = r->o->lazy_fill(r->o->lazy_ctx, page, buf, err);
+		if (ret < 0)
+			return ferry_wrap(err, "fetch the stack page %#lx", (unsigned long)page);
+		struct uffdio_copy cp = {.dst = page, .src = (uintptr_t)buf, .len = PAGE_SIZE};
+		if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0 && errno != EEXIST)
+			return ferry_fail_errno(err, "install the stack page %#lx",
+						(unsigned long)page);
+		return 0;
+	}
+	return 0;
+}
+
 static int fill_pages(struct restore_ctx *r, struct ferry_err *err)
 {
 	struct pr_queue q = {0};
@@ -305,6 +387,10 @@ int restore_mm(struct restore_ctx *r, struct ferry_err *err)
 	}
 	if (ret == 0)
 		ret = fill_pages(r, err);
+	if (ret == 0 && r->o->lazy)
+		ret = make_uffd(r, err);
+	if (ret == 0 && r->o->lazy)
+		ret = fill_stack_page(r, err);
 	for (size_t i = 0; i < r->mm->n_vmas && ret == 0; i++) {
 		const Vma *v = r->mm->vmas[i];
 		if (is_special(v))

@@ -219,7 +219,7 @@ static int drive(struct restore_ctx *r, cpu_set_t *orig_cpus, struct ferry_err *
 int ferry_restore(const struct restore_opts *o, struct restore_result *res, struct ferry_err *err)
 {
 	struct restore_ctx r = {.o = o, .dir = o->dir, .dirfd = -1, .tty_fd = -1,
-				.ready = {-1, -1}};
+				.ready = {-1, -1}, .uffd = -1};
 	cpu_set_t orig_cpus;
 	int ret;
 
@@ -251,10 +251,14 @@ int ferry_restore(const struct restore_opts *o, struct restore_result *res, stru
 		goto out;
 	}
 	res->pid = r.pid;
+	res->uffd = steal_fd(&r.uffd);
+	res->lazy_pages = r.lazy_pages;
 	res->waitee = r.init_pid ? r.init_pid : r.pid;
 	res->ms = (mono_ns() - r.t0) / 1e6;
 	pr_info("pid %d restored in %.2f ms", r.pid, res->ms);
 out:
+	if (r.uffd >= 0)
+		close(r.uffd);
 	sched_setaffinity(0, sizeof(orig_cpus), &orig_cpus);
 	if (r.ready[0] >= 0)
 		close(r.ready[0]);
