@@ -72,5 +72,6 @@ int cmd_untrack(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_page_server(int argc, char **argv);
 
 #endif

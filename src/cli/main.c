@@ -19,6 +19,7 @@ static const struct {
 	{"restore", cmd_restore, "restore a process from an image directory"},
 	{"show", cmd_show, "decode images for humans (or --json for scripts)"},
 	{"run", cmd_run, "start a command in fresh namespaces, ready to be moved"},
+	{"page-server", cmd_page_server, "receive dumped pages over the network into image directories"},
 };
 
 static void usage(FILE *f)

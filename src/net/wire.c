@@ -542,7 +542,6 @@ int wire_encode(struct wire_msg *m, uint8_t *buf, size_t size, struct ferry_err 
 {
 	const struct type_info *t = type_info(m->h.type);
 	struct cursor c;
-	struct wire_hdr h;
 	struct ferry_err e2;
 	struct wire_msg check;
 	size_t payload;

@@ -4,6 +4,9 @@
 #ifndef FERRY_RESTORE_INTERNAL_H
 #define FERRY_RESTORE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdbool.h>
+
 #include "core/image.h"
 #include "infect/infect.h"
 #include "mem/page_read.h"
@@ -36,6 +39,11 @@ struct restore_ctx {
 	struct infect ic;
 	uint64_t t0;
 	int uffd;            /* lazy restore, -1 otherwise */
+	/* page checksums are verified in a thread while the process is built */
+	pthread_t verify_tid;
+	bool verifying;
+	int verify_ret;
+	struct ferry_err verify_err;
 	uint64_t lazy_pages;
 };
 
@@ -50,6 +58,8 @@ static inline int helper_file_fd(const struct restore_ctx *r, int file)
 
 int restore_load(struct restore_ctx *r, struct ferry_err *err);
 int restore_check(struct restore_ctx *r, struct ferry_err *err);
+int restore_verify_start(struct restore_ctx *r, struct ferry_err *err);
+int restore_verify_wait(struct restore_ctx *r, struct ferry_err *err);
 void restore_free(struct restore_ctx *r);
 
 /* In the new child: fds, cwd, ... then report on the ready pipe and wait. Never returns. */

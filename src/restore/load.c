@@ -3,6 +3,7 @@
  * process is created.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -247,8 +248,6 @@ int restore_check(struct restore_ctx *r, struct ferry_err *err)
 		ret = check_files(r, err);
 	if (ret == 0)
 		ret = check_pid(r, err);
-	if (ret == 0)
-		ret = page_read_verify(&r->pr, err);
 	for (size_t i = 0; ret == 0 && !r->o->lazy && i < page_read_nr_runs(&r->pr); i++)
 		if (page_read_run(&r->pr, i)->flags & FERRY_PR_LAZY)
 			ret = ferry_refuse(err, EINVAL,
@@ -256,4 +255,35 @@ int restore_check(struct restore_ctx *r, struct ferry_err *err)
 					   "source; restore with --lazy-pages",
 					   r->dir);
 	return ret;
+}
+
+static void *verify_thread(void *arg)
+{
+	struct restore_ctx *r = arg;
+
+	r->verify_ret = page_read_verify(&r->pr, &r->verify_err);
+	return NULL;
+}
+
+int restore_verify_start(struct restore_ctx *r, struct ferry_err *err)
+{
+	int e = pthread_create(&r->verify_tid, NULL, verify_thread, r);
+
+	if (e)
+		return ferry_fail(err, e, "start the page checksum thread");
+	r->verifying = true;
+	return 0;
+}
+
+int restore_verify_wait(struct restore_ctx *r, struct ferry_err *err)
+{
+	if (!r->verifying)
+		return 0;
+	pthread_join(r->verify_tid, NULL);
+	r->verifying = false;
+	if (r->verify_ret < 0) {
+		*err = r->verify_err;
+		return r->verify_ret;
+	}
+	return 0;
 }

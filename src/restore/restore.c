@@ -204,13 +204,18 @@ static int drive(struct restore_ctx *r, cpu_set_t *orig_cpus, struct ferry_err *
 	ret = infect_find_syscall_ip(&r->ic, err);
 	if (ret == 0)
 		ret = forget_rseq(r, err);
+	pr_debug("seized at %.2f ms", (mono_ns() - r->t0) / 1e6);
 	if (ret == 0)
 		ret = restore_mm(r, err);
+	pr_debug("memory restored at %.2f ms", (mono_ns() - r->t0) / 1e6);
 	if (ret == 0)
 		ret = restore_task(r, err);
 	if (ret == 0)
 		ret = restore_finish(r, err);
+	pr_debug("task restored at %.2f ms", (mono_ns() - r->t0) / 1e6);
 	sched_setaffinity(r->pid, sizeof(*orig_cpus), orig_cpus);
+	if (ret == 0)
+		ret = restore_verify_wait(r, err); /* corrupt pages: it must never run */
 	if (ret == 0)
 		ret = infect_detach(&r->ic, err);
 	return ret;
@@ -229,6 +234,8 @@ int ferry_restore(const struct restore_opts *o, struct restore_result *res, stru
 	if (ret == 0)
 		ret = restore_check(&r, err);
 	if (ret == 0)
+		ret = restore_verify_start(&r, err);
+	if (ret == 0)
 		ret = pick_helper_base(&r, err);
 	if (ret == 0)
 		ret = find_tty(&r, err);
@@ -240,8 +247,10 @@ int ferry_restore(const struct restore_opts *o, struct restore_result *res, stru
 	ret = r.ferry_run ? create_in_ns(&r, err) : create_host(&r, err);
 	close(r.ready[1]);
 	r.ready[1] = -1;
+	pr_debug("process created at %.2f ms", (mono_ns() - r.t0) / 1e6);
 	if (ret == 0)
 		ret = wait_ready(&r, err);
+	pr_debug("process ready at %.2f ms", (mono_ns() - r.t0) / 1e6);
 	if (ret == 0)
 		ret = drive(&r, &orig_cpus, err);
 	if (ret < 0) {
@@ -257,6 +266,7 @@ int ferry_restore(const struct restore_opts *o, struct restore_result *res, stru
 	res->ms = (mono_ns() - r.t0) / 1e6;
 	pr_info("pid %d restored in %.2f ms", r.pid, res->ms);
 out:
+	restore_verify_wait(&r, &(struct ferry_err){0});
 	if (r.uffd >= 0)
 		close(r.uffd);
 	sched_setaffinity(0, sizeof(orig_cpus), &orig_cpus);
