@@ -1,0 +1,6 @@
+#!/bin/bash
+# A target holding a SysV shared memory segment is refused: one line naming it, a non-zero exit,
+# the target left untouched and still PASSing.
+. "$(dirname "$0")/../lib.sh"
+
+refuse_check sysv-shm 'sysv|shm|system.v|ipc'
