@@ -8,7 +8,9 @@
 
 static const char help[] =
 	"usage: ferry dump -t PID -D DIR [--leave-running] [--shell-job]\n"
-	"                  [--prev-images-dir DIR] [--track-mem] [-v 0-4] [-o LOG]\n"
+	"                  [--prev-images-dir DIR] [--track-mem]\n"
+	"                  [--page-server --address ADDR --port N [--auth-key FILE]]\n"
+	"                  [--lazy-pages --port N [--address ADDR]] [-v 0-4] [-o LOG]\n"
 	"\n"
 	"Freeze process PID, save its complete state into the image directory DIR\n"
 	"(created if needed) and kill it; with --leave-running it continues instead.\n"
@@ -22,6 +24,12 @@ static const char help[] =
 	"                        written since it (the default: the round that left the\n"
 	"                        dirty tracking armed)\n"
 	"      --track-mem       accepted for CRIU compatibility (tracking is automatic)\n"
+	"      --page-server     send the memory to `ferry page-server` at --address/--port\n"
+	"      --lazy-pages      post-copy: keep the private memory here, frozen, and serve\n"
+	"                        it on --port to `ferry lazy-pages`; the process is killed\n"
+	"                        once the destination runs and has every page, resumed if\n"
+	"                        the destination never commits\n"
+	"      --auth-key FILE   pre-shared key for the page server\n"
 	"  -v N                  log level 0 (errors) .. 4 (trace)\n"
 	"  -o, --log-file FILE   write the log to FILE\n";
 
@@ -33,7 +41,8 @@ int cmd_dump(int argc, char **argv)
 
 	r = opts_parse("dump", argc, argv,
 		       OPT_DIR | OPT_PID | OPT_LEAVE_RUNNING | OPT_SHELL_JOB | OPT_PREV |
-			       OPT_TRACK_MEM | OPT_NO_TRACK,
+			       OPT_TRACK_MEM | OPT_NO_TRACK | OPT_PAGE_SERVER | OPT_ADDRESS |
+			       OPT_PORT | OPT_AUTH_KEY | OPT_LAZY,
 		       help, &o);
 	if (r)
 		return r > 0 ? 0 : 2;
@@ -49,7 +58,20 @@ int cmd_dump(int argc, char **argv)
 		.prev_dir = o.prev_dir,
 		.track_mem = o.track_mem,
 		.no_track = o.no_track,
+		.page_server = o.page_server,
+		.address = o.address,
+		.port = o.port,
+		.auth_key = o.auth_key,
+		.lazy = o.lazy,
 	};
+	if ((o.page_server || o.lazy) && !o.port) {
+		fprintf(stderr, "ferry dump: --page-server and --lazy-pages need --port\n");
+		return 2;
+	}
+	if (o.page_server && o.lazy) {
+		fprintf(stderr, "ferry dump: --page-server and --lazy-pages do not go together yet\n");
+		return 2;
+	}
 	ferry_err_clear(&err);
 	if (ferry_dump(&d, &err) < 0) {
 		cli_error("dump", &err);
@@ -74,6 +96,8 @@ static const char pre_help[] =
 	"                           round that left the tracking armed\n"
 	"      --track-mem          accepted for CRIU compatibility (always on)\n"
 	"      --no-dirty-tracking  copy everything every round (no holes)\n"
+	"      --page-server --address ADDR --port N [--auth-key FILE]\n"
+	"                           send the memory to `ferry page-server`\n"
 	"  -v N, -o FILE            log level and log file\n";
 
 int cmd_pre_dump(int argc, char **argv)
@@ -83,7 +107,9 @@ int cmd_pre_dump(int argc, char **argv)
 	int r;
 
 	r = opts_parse("pre-dump", argc, argv,
-		       OPT_DIR | OPT_PID | OPT_PREV | OPT_TRACK_MEM | OPT_NO_TRACK, pre_help, &o);
+		       OPT_DIR | OPT_PID | OPT_PREV | OPT_TRACK_MEM | OPT_NO_TRACK |
+			       OPT_PAGE_SERVER | OPT_ADDRESS | OPT_PORT | OPT_AUTH_KEY,
+		       pre_help, &o);
 	if (r)
 		return r > 0 ? 0 : 2;
 	if (!o.pid || !o.dir || o.argc) {
@@ -98,7 +124,15 @@ int cmd_pre_dump(int argc, char **argv)
 		.prev_dir = o.prev_dir,
 		.track_mem = true,
 		.no_track = o.no_track,
+		.page_server = o.page_server,
+		.address = o.address,
+		.port = o.port,
+		.auth_key = o.auth_key,
 	};
+	if (o.page_server && !o.port) {
+		fprintf(stderr, "ferry pre-dump: --page-server needs --port\n");
+		return 2;
+	}
 	ferry_err_clear(&err);
 	if (ferry_dump(&d, &err) < 0) {
 		cli_error("pre-dump", &err);

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "dump/internal.h"
+#include "lazy/lazy.h"
 
 struct arena_block {
 	struct arena_block *next;
@@ -78,8 +79,8 @@ void dz_free_all(struct dump_ctx *d)
 
 static bool is_image_name(const char *name)
 {
-	static const char *prefixes[] = {"inventory", "pstree", "task-", "core-",
-					 "mm-", "fds-", "pagemap-", "pages-"};
+	static const char *prefixes[] = {"inventory", "pstree", "task-", "core-", "mm-",
+					 "fds-", "pagemap-", "pages-", "sent-pagemap-"};
 	size_t len = strlen(name);
 
 	if (len < 5 || strcmp(name + len - 4, ".img"))
@@ -348,6 +349,33 @@ static int kill_target(struct dump_ctx *d, struct ferry_err *err)
 	return 0;
 }
 
+/* Post-copy: serve the lazy pages from the frozen process until the
+ * destination has them all (then kill it), or resume it if the destination
+ * never committed. */
+static int serve_lazy(struct dump_ctx *d, struct ferry_err *err)
+{
+	struct lazy_src_opts lo = {.address = d->o->address, .port = d->o->port,
+				   .auth_key = d->o->auth_key, .ready_fd = -1};
+	bool committed = false;
+	int r;
+
+	pr_info("pid %d: images written; serving its lazy pages on port %d", d->pid, d->o->port);
+	r = lazy_serve_process(&d->ic, d->ns_pid, &lo, &committed, err);
+	if (committed) {
+		struct ferry_err e2;
+		kill_target(d, &e2);
+		return r;
+	}
+	struct ferry_err e2;
+	if (infect_cure(&d->ic, &e2) < 0)
+		pr_err("pid %d: %s", d->pid, e2.msg);
+	if (r == 0)
+		r = ferry_refuse(err, ECANCELED,
+				 "the destination never committed: pid %d resumed on the source",
+				 d->pid);
+	return r;
+}
+
 static int collect(struct dump_ctx *d, struct ferry_err *err)
 {
 	bool full = !d->o->pre_dump;
@@ -475,6 +503,8 @@ int ferry_dump(const struct dump_opts *o, struct ferry_err *err)
 		goto out;
 	if (o->pre_dump)
 		r = 0;
+	else if (o->lazy)
+		r = serve_lazy(&d, err);
 	else if (o->leave_running)
 		r = infect_cure(&d.ic, err);
 	else

@@ -25,6 +25,13 @@ struct dump_opts {
 	const char *prev_dir;  /* parent image directory (pre-copy) */
 	bool track_mem;
 	bool no_track;         /* never track: every round copies everything */
+	/* memory to a page server */
+	bool page_server;
+	const char *address;
+	int port;
+	const char *auth_key;
+	/* post-copy: leave private anonymous pages on the source and serve them */
+	bool lazy;
 };
 
 int ferry_dump(const struct dump_opts *o, struct ferry_err *err);

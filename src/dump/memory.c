@@ -28,6 +28,7 @@
 #include "dump/internal.h"
 #include "mem/dirty.h"
 #include "mem/keeper.h"
+#include "mem/xfer_remote.h"
 
 static int load_parent(struct dump_ctx *d, struct ferry_err *err)
 {
@@ -50,7 +51,10 @@ static int load_parent(struct dump_ctx *d, struct ferry_err *err)
 				    d->parent_dir, d->parent_inv->root_pid,
 				    (unsigned long)d->parent_inv->start_time, d->pid,
 				    (unsigned long)d->stat.start_time);
+	/* a round sent to a page server keeps a record of its runs here */
 	img_name(name, sizeof(name), "pagemap", d->ns_pid);
+	if (faccessat(fd, name, F_OK, 0) < 0)
+		img_name(name, sizeof(name), "sent-pagemap", d->ns_pid);
 	r = img_read(fd, name, IMG_PAGEMAP, (ProtobufCMessage **)&d->parent_pm, err);
 	if (r < 0)
 		return ferry_wrap(err, "parent %s", d->parent_dir);
@@ -187,15 +191,68 @@ int dump_plan_memory(struct dump_ctx *d, struct ferry_err *err)
 	return r;
 }
 
+static int open_remote(struct dump_ctx *d, struct page_xfer **x, struct ferry_err *err)
+{
+	struct xfer_session s = {
+		.pid = d->ns_pid,
+		.snapshot_id = d->snapshot,
+		.parent_snapshot_id = d->parent_inv ? d->parent_inv->snapshot_id : NULL,
+		.dir = d->o->dir,
+		.parent_dir = d->parent_dir[0] ? d->parent_dir : NULL,
+		.auth_key = d->o->auth_key,
+	};
+	struct page_xfer *remote = NULL, *runs = NULL;
+	int r = xfer_remote_open(d->o->address, d->o->port, &s, &remote, err);
+
+	if (r == 0)
+		r = xfer_runs_open(d->dirfd, d->ns_pid, &runs, err);
+	if (r == 0)
+		r = xfer_tee_open(remote, runs, x, err);
+	if (r < 0) {
+		xfer_destroy(remote);
+		xfer_destroy(runs);
+	}
+	return r;
+}
+
+/* Post-copy: the data of private anonymous pages stays on the source. */
+static void make_lazy(struct dump_ctx *d)
+{
+	for (size_t i = 0; i < d->plan.n; i++) {
+		struct plan_run *p = &d->plan.runs[i];
+		if (!(p->flags & FERRY_PR_PRESENT))
+			continue;
+		for (size_t k = 0; k < d->mm.n_vmas; k++) {
+			const Vma *v = d->mm.vmas[k];
+			if (p->vaddr < v->start || p->vaddr >= v->end)
+				continue;
+			bool ok;
+			if (area_kind(v, &ok) == MA_PRIVATE_ANON && ok) {
+				p->flags = FERRY_PR_LAZY;
+				d->mstats.pages_written -= p->nr_pages;
+			}
+			break;
+		}
+	}
+}
+
 int dump_send_memory(struct dump_ctx *d, struct ferry_err *err)
 {
 	struct page_xfer *x = NULL;
 	int r;
 
-	r = xfer_local_open(d->dirfd, d->ns_pid, &x, err);
+	if (d->o->lazy)
+		make_lazy(d);
+	if (d->o->page_server) {
+		r = open_remote(d, &x, err);
+	} else {
+		r = xfer_local_open(d->dirfd, d->ns_pid, &x, err);
+		if (r == 0)
+			xfer_local_set_snapshot(x, d->snapshot,
+						d->parent_inv ? d->parent_inv->snapshot_id : NULL);
+	}
 	if (r < 0)
 		return r;
-	xfer_local_set_snapshot(x, d->snapshot, d->parent_inv ? d->parent_inv->snapshot_id : NULL);
 	r = mem_transfer(d->pid, &d->plan, d->o->pre_dump, x, &d->mstats, err);
 	if (r == 0)
 		r = xfer_commit(x, err);

@@ -175,13 +175,17 @@ static int resolve(const struct page_read *pr, int layer, uint64_t addr, uint64_
 	return 0;
 }
 
-int page_read_queue_all(const struct page_read *pr, struct pr_queue *q, struct ferry_err *err)
+int page_read_queue_all(const struct page_read *pr, struct pr_queue *q,
+			bool (*skip)(void *ctx, const PageRun *run), void *ctx,
+			struct ferry_err *err)
 {
 	const Pagemap *pm = pr->layers[0].pm;
 
 	for (size_t i = 0; i < pm->n_runs; i++) {
 		const PageRun *r = pm->runs[i];
 		int ret = 0;
+		if (skip && skip(ctx, r))
+			continue;
 		if (r->flags & FERRY_PR_PRESENT)
 			ret = prq_add(q, r->vaddr, r->nr_pages * PAGE_SIZE, 0, r->off) < 0
 				      ? ferry_fail(err, ENOMEM, "page read queue")
@@ -325,4 +329,38 @@ void prq_free(struct pr_queue *q)
 	free(q->p);
 	q->p = NULL;
 	q->n = q->cap = 0;
+}
+
+/* Read the queued pieces with pread: for the lazy-pages daemon's local source. */
+int page_read_pages(const struct page_read *pr, uint64_t addr, uint64_t len, void *buf,
+		    struct ferry_err *err)
+{
+	struct pr_queue q = {0};
+	const Pagemap *pm = pr->layers[0].pm;
+	int ret = 0;
+
+	memset(buf, 0, len);
+	for (size_t i = 0; i < pm->n_runs && ret == 0; i++) {
+		const PageRun *r = pm->runs[i];
+		uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE;
+		if (rend <= addr || r->vaddr >= addr + len)
+			continue;
+		uint64_t from = r->vaddr > addr ? r->vaddr : addr;
+		uint64_t to = rend < addr + len ? rend : addr + len;
+		if (r->flags & FERRY_PR_PRESENT)
+			ret = prq_add(&q, from, to - from, 0, r->off + (from - r->vaddr)) < 0
+				      ? ferry_fail(err, ENOMEM, "page read")
+				      : 0;
+		else if (r->flags & FERRY_PR_IN_PARENT)
+			ret = resolve(pr, 1, from, to - from, &q, err);
+	}
+	for (size_t i = 0; i < q.n && ret == 0; i++) {
+		const struct prq_piece *p = &q.p[i];
+		int e = pread_all(pr->layers[p->layer].fd, (uint8_t *)buf + (p->addr - addr), p->len,
+				  p->off);
+		if (e < 0)
+			ret = ferry_fail(err, -e, "read %s", pr->layers[p->layer].path);
+	}
+	prq_free(&q);
+	return ret;
 }

@@ -13,6 +13,7 @@
 #ifndef FERRY_MEM_PAGE_READ_H
 #define FERRY_MEM_PAGE_READ_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -67,8 +68,16 @@ struct pr_queue {
 typedef int (*prq_issue_fn)(void *ctx, int layer, uint64_t off, const struct iovec *iov, int n,
 			    struct ferry_err *err);
 
-/* Queue every page with data of the newest layer, holes resolved through the parents. */
-int page_read_queue_all(const struct page_read *pr, struct pr_queue *q, struct ferry_err *err);
+/* Queue every page with data of the newest layer, holes resolved through the
+ * parents; runs for which skip(ctx, run) says true are left out. */
+int page_read_queue_all(const struct page_read *pr, struct pr_queue *q,
+			bool (*skip)(void *ctx, const PageRun *run), void *ctx,
+			struct ferry_err *err);
+
+/* Read [addr, addr+len) of the newest layer's data (holes resolved) into buf;
+ * pages without data read as zeros. */
+int page_read_pages(const struct page_read *pr, uint64_t addr, uint64_t len, void *buf,
+		    struct ferry_err *err);
 
 int prq_add(struct pr_queue *q, uint64_t addr, uint64_t len, int layer, uint64_t off);
 int prq_sync(struct pr_queue *q, prq_issue_fn issue, void *ctx, struct ferry_err *err);

@@ -36,6 +36,12 @@ struct page_xfer {
 
 /* Local image directory: pagemap-PID.img and pages-PID.img in dirfd. */
 int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **x, struct ferry_err *err);
+/* Only record the runs, as sent-pagemap-PID.img (the data goes to a page server):
+ * the next pre-copy round plans its holes against it. */
+int xfer_runs_open(int dirfd, pid_t pid, struct page_xfer **x, struct ferry_err *err);
+/* Feed a and b the same runs and data (b is committed after a). Owns both. */
+int xfer_tee_open(struct page_xfer *a, struct page_xfer *b, struct page_xfer **x,
+		  struct ferry_err *err);
 /* Snapshot ids recorded in the pagemap (parent may be NULL). Copied. */
 void xfer_local_set_snapshot(struct page_xfer *x, const char *snapshot, const char *parent);
 

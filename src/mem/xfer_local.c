@@ -100,6 +100,11 @@ static int local_write(struct page_xfer *px, const void *buf, size_t len, struct
 	if (len > x->pending)
 		return ferry_fail(err, EINVAL, "page data beyond its runs (%zu > %lu bytes)", len,
 				  (unsigned long)x->pending);
+	if (x->pages_fd < 0) { /* runs only: the data went elsewhere */
+		x->off += len;
+		x->pending -= len;
+		return 0;
+	}
 	r = pwrite_all(x->pages_fd, buf, len, x->off);
 	if (r < 0)
 		return ferry_fail(err, -r, "write pages-%d.img at offset %lu", x->pid,
@@ -143,6 +148,10 @@ static int local_commit(struct page_xfer *px, struct ferry_err *err)
 		pm.snapshot_id = x->snapshot;
 	if (x->parent[0])
 		pm.parent_snapshot_id = x->parent;
+	if (x->pages_fd < 0) {
+		img_name(name, sizeof(name), "sent-pagemap", x->pid);
+		return img_write(x->dirfd, name, IMG_PAGEMAP, &pm.base, err);
+	}
 	r = img_pages_write_hdr(x->pages_fd, pm.pages_size, err);
 	if (r == 0 && fsync(x->pages_fd) < 0)
 		r = ferry_fail_errno(err, "sync pages-%d.img", x->pid);
@@ -189,5 +198,78 @@ int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **out, struct ferry_e
 		return r;
 	}
 	*out = &x->x;
+	return 0;
+}
+
+int xfer_runs_open(int dirfd, pid_t pid, struct page_xfer **out, struct ferry_err *err)
+{
+	struct xfer_local *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return ferry_fail(err, ENOMEM, "page xfer");
+	x->x.ops = &local_ops;
+	x->dirfd = dirfd;
+	x->pid = pid;
+	x->off = FERRY_PAGES_DATA_OFF;
+	x->pages_fd = -1;
+	*out = &x->x;
+	return 0;
+}
+
+/* Two sinks fed the same runs and data: a remote one and a local record of the runs. */
+struct xfer_tee {
+	struct page_xfer x;
+	struct page_xfer *a, *b;
+};
+
+static int tee_add_run(struct page_xfer *px, uint64_t vaddr, uint64_t nr, uint32_t flags,
+		       struct ferry_err *err)
+{
+	struct xfer_tee *t = (struct xfer_tee *)px;
+
+	return xfer_add_run(t->a, vaddr, nr, flags, err) ?: xfer_add_run(t->b, vaddr, nr, flags, err);
+}
+
+static int tee_write(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
+{
+	struct xfer_tee *t = (struct xfer_tee *)px;
+
+	return xfer_write(t->a, buf, len, err) ?: xfer_write(t->b, buf, len, err);
+}
+
+static int tee_commit(struct page_xfer *px, struct ferry_err *err)
+{
+	struct xfer_tee *t = (struct xfer_tee *)px;
+
+	return xfer_commit(t->a, err) ?: xfer_commit(t->b, err);
+}
+
+static void tee_destroy(struct page_xfer *px)
+{
+	struct xfer_tee *t = (struct xfer_tee *)px;
+
+	xfer_destroy(t->a);
+	xfer_destroy(t->b);
+	free(t);
+}
+
+static const struct page_xfer_ops tee_ops = {
+	.add_run = tee_add_run,
+	.write_data = tee_write,
+	.commit = tee_commit,
+	.destroy = tee_destroy,
+};
+
+int xfer_tee_open(struct page_xfer *a, struct page_xfer *b, struct page_xfer **out,
+		  struct ferry_err *err)
+{
+	struct xfer_tee *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return ferry_fail(err, ENOMEM, "page xfer");
+	t->x.ops = &tee_ops;
+	t->a = a;
+	t->b = b;
+	*out = &t->x;
 	return 0;
 }

@@ -147,8 +147,8 @@ int wire_client_hello(int fd, const char *peer, enum wire_role role, uint64_t fe
 	return 0;
 }
 
-static int refuse_peer(int fd, uint32_t code, struct ferry_err *err, const char *peer,
-		       const char *fmt, const char *text)
+static int refuse_peer(int fd, uint32_t code, struct ferry_err *err, const char *fmt,
+		       const char *peer, const char *text)
 {
 	wire_send_error(fd, 0, code, text);
 	return ferry_refuse(err, code == WE_AUTH ? EACCES : EPROTO, fmt, peer, text);

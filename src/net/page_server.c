@@ -498,6 +498,9 @@ static void serve_conn(struct conn *c)
 			pr_debug("conn %u (%s): closed", c->id, c->peer);
 			return;
 		}
+		if (r == -EINVAL) /* a field out of its limits, not broken framing */
+			c->ecode = m.h.type == WT_OPEN || m.h.type == WT_PARENT_EXISTS ? WE_BAD_NAME
+										       : WE_LIMIT;
 		if (r == 0) {
 			c->ecode = 0;
 			r = handle(c, &m, &err);

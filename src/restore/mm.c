@@ -109,6 +109,11 @@ static int place_vdso(struct restore_ctx *r, struct ferry_err *err)
 	return move_block(r, &l, start, target, err);
 }
 
+static bool is_lazy_kind(const Vma *v)
+{
+	return !strcmp(v->kind, "anon") || !strcmp(v->kind, "heap") || !strcmp(v->kind, "stack");
+}
+
 static bool vma_needs_fill(struct restore_ctx *r, const Vma *v, size_t *cursor)
 {
 	size_t n = page_read_nr_runs(&r->pr);
@@ -119,7 +124,8 @@ static bool vma_needs_fill(struct restore_ctx *r, const Vma *v, size_t *cursor)
 			(*cursor)++;
 			continue;
 		}
-		return run->vaddr < v->end && (run->flags & (FERRY_PR_PRESENT | FERRY_PR_IN_PARENT));
+		return run->vaddr < v->end && (run->flags & (FERRY_PR_PRESENT | FERRY_PR_IN_PARENT)) &&
+		       !(r->o->lazy && is_lazy_kind(v));
 	}
 	return false;
 }
@@ -248,24 +254,21 @@ static int issue_preadv(void *ctx, int layer, uint64_t off, const struct iovec *
 	return 0;
 }
 
-/* The lazy runs of the newest layer that overlap [start, end). */
-static int register_lazy(struct restore_ctx *r, struct ferry_err *err)
+/* In a lazy restore, the pages of private anonymous mappings come later. */
+static bool run_is_lazy(void *ctx, const PageRun *run)
 {
-	struct uffdio_register reg = {.mode = UFFDIO_REGISTER_MODE_MISSING};
+	struct restore_ctx *r = ctx;
 
-	for (size_t i = 0; i < page_read_nr_runs(&r->pr); i++) {
-		const PageRun *run = page_read_run(&r->pr, i);
-		if (!(run->flags & FERRY_PR_LAZY))
-			continue;
-		reg.range.start = run->vaddr;
-		reg.range.len = run->nr_pages * PAGE_SIZE;
-		if (ioctl(r->uffd, UFFDIO_REGISTER, &reg) < 0)
-			return ferry_fail_errno(err, "register lazy pages %lx-%lx",
-						(unsigned long)run->vaddr,
-						(unsigned long)(run->vaddr + reg.range.len));
-		r->lazy_pages += run->nr_pages;
+	if (run->flags & FERRY_PR_LAZY)
+		return true;
+	if (!r->o->lazy)
+		return false;
+	for (size_t i = 0; i < r->mm->n_vmas; i++) {
+		const Vma *v = r->mm->vmas[i];
+		if (run->vaddr >= v->start && run->vaddr < v->end)
+			return is_lazy_kind(v);
 	}
-	return 0;
+	return false;
 }
 
 static int make_uffd(struct restore_ctx *r, struct ferry_err *err)
@@ -291,37 +294,30 @@ static int make_uffd(struct restore_ctx *r, struct ferry_err *err)
 	};
 	if (ioctl(r->uffd, UFFDIO_API, &api) < 0)
 		return ferry_fail_errno(err, "set up the userfaultfd of pid %d", r->pid);
-	return register_lazy(r, err);
-}
-
-/* The page under the stack pointer is needed at once: fill it now. */
-static int fill_stack_page(struct restore_ctx *r, struct ferry_err *err)
-{
-	const struct user_regs_struct *regs = (const void *)r->core->gpregs.data;
-	uint64_t page = PAGE_ALIGN_DOWN(regs->rsp);
-	_cleanup_free_ void *buf = NULL;
-	int ret;
-
-	if (!r->o->lazy_fill)
-		return 0;
-	for (size_t i = 0; i < page_read_nr_runs(&r->pr); i++) {
-		const PageRun *run = page_read_run(&r->pr, i);
-		if (!(run->flags & FERRY_PR_LAZY) || page < run->vaddr ||
-		    page >= run->vaddr + run->nr_pages * PAGE_SIZE)
+	for (size_t i = 0; i < r->mm->n_vmas; i++) {
+		const Vma *v = r->mm->vmas[i];
+		struct uffdio_register reg = {
+			.range = {.start = v->start, .len = v->end - v->start},
+			.mode = UFFDIO_REGISTER_MODE_MISSING,
+		};
+		if (!is_lazy_kind(v))
 			continue;
-		buf = malloc(PAGE_SIZE);
-		if (!buf)
-			return ferry_fail(err, ENOMEM, "stack page");
-		ret = r->o->lazy_fill(r->o->lazy_ctx, page, buf, err);
-		if (ret < 0)
-			return ferry_wrap(err, "fetch the stack page %#lx", (unsigned long)page);
-		struct uffdio_copy cp = {.dst = page, .src = (uintptr_t)buf, .len = PAGE_SIZE};
-		if (ioctl(r->uffd, UFFDIO_COPY, &cp) < 0 && errno != EEXIST)
-			return ferry_fail_errno(err, "install the stack page %#lx",
-						(unsigned long)page);
-		return 0;
+		if (ioctl(r->uffd, UFFDIO_REGISTER, &reg) < 0)
+			return ferry_fail_errno(err, "register %lx-%lx for lazy pages",
+						(unsigned long)v->start, (unsigned long)v->end);
+		r->lazy_pages += (v->end - v->start) / PAGE_SIZE;
 	}
 	return 0;
+}
+
+static int hand_over(struct restore_ctx *r, struct ferry_err *err)
+{
+	const struct user_regs_struct *regs = (const void *)r->core->gpregs.data;
+
+	if (!r->o->lazy_handover)
+		return 0;
+	return r->o->lazy_handover(r->o->lazy_ctx, r->uffd, r->pe->pid,
+				   PAGE_ALIGN_DOWN(regs->rsp), err);
 }
 
 static int fill_pages(struct restore_ctx *r, struct ferry_err *err)
@@ -329,7 +325,7 @@ static int fill_pages(struct restore_ctx *r, struct ferry_err *err)
 	struct pr_queue q = {0};
 	int ret = 0;
 
-	ret = page_read_queue_all(&r->pr, &q, err);
+	ret = page_read_queue_all(&r->pr, &q, run_is_lazy, r, err);
 	if (ret == 0)
 		ret = prq_sync(&q, issue_preadv, r, err);
 	prq_free(&q);
@@ -390,7 +386,7 @@ int restore_mm(struct restore_ctx *r, struct ferry_err *err)
 	if (ret == 0 && r->o->lazy)
 		ret = make_uffd(r, err);
 	if (ret == 0 && r->o->lazy)
-		ret = fill_stack_page(r, err);
+		ret = hand_over(r, err);
 	for (size_t i = 0; i < r->mm->n_vmas && ret == 0; i++) {
 		const Vma *v = r->mm->vmas[i];
 		if (is_special(v))

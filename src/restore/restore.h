@@ -25,14 +25,15 @@ struct restore_opts {
 	bool shell_job;
 	bool detached;
 	/*
-	 * Lazy restore: pages of FERRY_PR_LAZY runs are not filled; their ranges
-	 * are registered (missing mode) with a userfaultfd made inside the
-	 * process, and the restorer's copy of it comes back in the result. The
-	 * page under each thread's stack pointer is filled eagerly from `lazy_fill`
-	 * if given (a callback that reads one lazy page), else left lazy too.
+	 * Lazy restore: private anonymous mappings (heap, stack, anon) are not
+	 * filled but registered (missing mode) with a userfaultfd made inside the
+	 * process. Before the process runs, lazy_handover(ctx, uffd, pid, sp_page)
+	 * gets the restorer's copy of it (the lazy-pages daemon must install at
+	 * least the page under the stack pointer before answering).
 	 */
 	bool lazy;
-	int (*lazy_fill)(void *ctx, uint64_t addr, void *page, struct ferry_err *err);
+	int (*lazy_handover)(void *ctx, int uffd, pid_t pid, uint64_t sp_page,
+			     struct ferry_err *err);
 	void *lazy_ctx;
 };
 

@@ -42,11 +42,11 @@ _SEQ=$((_SEQ + 1)); n2=$_SEQ
 timeout -k 5 "$FERRY_TIMEOUT" "$FERRY" dump -t "$pid2" -D "$T/src/b" --page-server --address 127.0.0.1 \
 	--port "$PS_PORT" -v4 -o "$T/dump.$n2.log" 2>"$T/dump.$n2.err" &
 d2=$!
-wait "$d1" || fail "dump of $pid1 failed: $(cat "$T/dump.$n1.err")"
-wait "$d2" || fail "dump of $pid2 failed: $(cat "$T/dump.$n2.err")"
+{ wait "$d1"; } 2>/dev/null || fail "dump of $pid1 failed: $(cat "$T/dump.$n1.err")"
+{ wait "$d2"; } 2>/dev/null || fail "dump of $pid2 failed: $(cat "$T/dump.$n2.err")"
 "$WL/pidwait" "$pid1" 10 >/dev/null 2>&1 && "$WL/pidwait" "$pid2" 10 >/dev/null 2>&1 ||
 	fail "a dumped process still runs"
-wait "$pid1" "$pid2" 2>/dev/null
+{ wait "$pid1" "$pid2"; } 2>/dev/null
 
 for d in a b; do
 	ls "$T"/dst/$d/pagemap-*.img >/dev/null 2>&1 || fail "the server holds no pagemap in $d"

@@ -1,7 +1,7 @@
 /*
  * dirty: a process whose memory changes in known steps, for pre-copy rounds.
  *
- *   dirty OUTFILE [MIB]
+ *   dirty OUTFILE [MIB [S_MIB]]
  *
  * Regions (every page p of a region holds the wl_fill pattern of
  * seed(tag, base + p, gen), gen being the step that last wrote it, 0 for setup):
@@ -9,7 +9,8 @@
  *       setup. MADV_NOHUGEPAGE, so that "written" means one 4 KiB page.
  *   F   a private mapping of a 16-page temp file; pages 1, 4 and 9 written
  *       through the mapping (copy-on-write), the rest follow the file.
- *   S   8 pages shared anonymous.
+ *   S   8 pages (or S_MIB MiB) shared anonymous: shared memory is saved whole
+ *       by every round, so a big S makes rounds that last.
  *   M   16 pages of a memfd mapped shared (the memfd is closed). Pages 0-7
  *       are ours; pages 8-15 are left to others (a test writes them through
  *       /proc/PID/map_files and checks them itself): never checked here.
@@ -53,7 +54,7 @@
 #define CYCLE 8
 #define SPECIAL_CYCLES 4
 #define F_PAGES 16
-#define S_PAGES 8
+#define S_PAGES_DEFAULT 8
 #define M_PAGES 16
 #define M_OURS 8
 #define N_PAGES 64
@@ -328,8 +329,8 @@ static void step_zero(struct step *st, unsigned cycle)
 
 static void step_shared(struct step *st)
 {
-	write_page(S, st->k % S_PAGES, st->k);
-	write_page(S, (st->k + 3) % S_PAGES, st->k);
+	write_page(S, st->k % S->pages, st->k);
+	write_page(S, (st->k + 3) % S->pages, st->k);
 	write_page(M, st->k % M_OURS, st->k);
 	write_page(F, (st->k * 5) % F_PAGES, st->k);
 }
@@ -526,15 +527,15 @@ static void setup_f(void)
 	wl_say("F %p %d", (void *)F->addr, F_PAGES);
 }
 
-static void setup_shared(void)
+static void setup_shared(size_t s_pages)
 {
 	int fd;
 
-	S = add_region("S", map_or_die(NULL, S_PAGES * ps, PROT_READ | PROT_WRITE,
+	S = add_region("S", map_or_die(NULL, s_pages * ps, PROT_READ | PROT_WRITE,
 				       MAP_SHARED | MAP_ANONYMOUS, -1, "S"),
-		       S_PAGES, 'S', 0);
+		       s_pages, 'S', 0);
 	fill_region(S, 0);
-	wl_say("S %p %d", (void *)S->addr, S_PAGES);
+	wl_say("S %p %zu", (void *)S->addr, s_pages);
 
 	fd = memfd_create("ferry-wl-dirty", 0);
 	if (fd < 0)
@@ -557,14 +558,18 @@ int main(int argc, char **argv)
 	sigset_t block, wait;
 	struct sigaction sa;
 	uint32_t steps_done = 0;
-	size_t mib = 16;
+	size_t mib = 16, s_pages = S_PAGES_DEFAULT;
 
-	wl_start(argc, argv, 0, "[MIB]");
+	wl_start(argc, argv, 0, "[MIB [S_MIB]]");
 	if (argc > 2)
 		mib = strtoul(argv[2], NULL, 10);
 	if (mib < 4)
 		wl_setup_fail("A must have at least 4 MiB");
 	ps = wl_page_size();
+	if (argc > 3)
+		s_pages = strtoul(argv[3], NULL, 10) * 1024 * 1024 / ps;
+	if (s_pages < S_PAGES_DEFAULT)
+		wl_setup_fail("S must have at least %d pages", S_PAGES_DEFAULT);
 	if (ps > sizeof(page_buf))
 		wl_setup_fail("page size %zu is too large", ps);
 
@@ -581,7 +586,7 @@ int main(int argc, char **argv)
 
 	setup_a(mib);
 	setup_f();
-	setup_shared();
+	setup_shared(s_pages);
 	read_src_fd = wl_temp_file(path, sizeof(path), "read");
 
 	wl_ready();

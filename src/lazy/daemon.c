@@ -1,0 +1,924 @@
+/*
+ * The lazy-pages daemon.
+ *
+ * For each restored process (and each child it forks) it keeps the set of
+ * pages still missing as segments of current addresses [start, end) with the
+ * offset to their dump-time addresses (delta), so that mremap can move them;
+ * a segment is "pending" once a background request covers it. Dropped ranges
+ * (munmap, madvise DONTNEED) leave the set: a later fault there gets a zero
+ * page, never a fetch. One epoll loop serves the handover socket, the
+ * userfaultfds and the connections to the source (urgent and pull); a fault
+ * becomes an urgent one-page request, answers are installed with UFFDIO_COPY
+ * (EEXIST and EAGAIN are not errors) into every process that still misses
+ * those pages. When nothing is missing any more, it closes the session.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/image.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "lazy/lazy.h"
+#include "mem/kapi.h"
+#include "mem/page_read.h"
+#include "net/auth.h"
+#include "net/wire.h"
+
+#define MAX_PROCS 64
+#define MAX_REQS 64
+#define WIN_MIN (64UL << 10)
+#define WIN_MAX (1UL << 20)
+#define BULK_IN_FLIGHT 2
+
+struct seg {
+	uint64_t start, end;
+	int64_t delta; /* dump address = current address + delta */
+	bool pending;  /* a background request covers it */
+};
+
+struct lproc {
+	int uffd;
+	pid_t pid; /* outer pid, 0 for forked children (unknown) */
+	struct seg *s;
+	size_t n, cap;
+	uint64_t last_fault;
+	bool gone;
+};
+
+struct req {
+	bool used, urgent;
+	uint32_t id;
+	uint64_t dump_addr, nr;
+	uint64_t t0;
+};
+
+struct daemon {
+	const struct lazy_daemon_opts *o;
+	uint32_t dump_pid;
+	struct page_read pr;
+	Mm *mm;
+	int ep, ls, client;
+	int conn[2]; /* [0] urgent, [1] pull; -1 in local mode */
+	char peer[64];
+	struct lproc p[MAX_PROCS];
+	int np;
+	struct req reqs[MAX_REQS];
+	uint32_t next_id;
+	int bulk_in_flight;
+	uint64_t window;
+	uint8_t *buf;
+	bool running, committed;
+	int guard;         /* socket to the guardian */
+	/* stats */
+	uint64_t fault_pages, bg_pages, faults;
+	uint64_t lat[4096];
+	size_t nlat;
+	uint64_t t_start;
+};
+
+/* ---- segment sets ---- */
+
+static int seg_insert(struct lproc *p, size_t at, struct seg s)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		struct seg *ns = realloc(p->s, cap * sizeof(*ns));
+		if (!ns)
+			return -ENOMEM;
+		p->s = ns;
+		p->cap = cap;
+	}
+	memmove(p->s + at + 1, p->s + at, (p->n - at) * sizeof(*p->s));
+	p->s[at] = s;
+	p->n++;
+	return 0;
+}
+
+static size_t seg_lower(const struct lproc *p, uint64_t addr)
+{
+	size_t lo = 0, hi = p->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (p->s[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Remove [start, end) (current addresses); removed pieces can be collected. */
+static int seg_remove(struct lproc *p, uint64_t start, uint64_t end, struct seg *out, size_t *nout,
+		      size_t max_out)
+{
+	size_t i = seg_lower(p, start);
+
+	if (nout)
+		*nout = 0;
+	while (i < p->n && p->s[i].start < end) {
+		struct seg *s = &p->s[i];
+		uint64_t from = s->start > start ? s->start : start;
+		uint64_t to = s->end < end ? s->end : end;
+		if (out && *nout < max_out)
+			out[(*nout)++] = (struct seg){from, to, s->delta, s->pending};
+		if (s->start < from && s->end > to) { /* split in two */
+			struct seg tail = {to, s->end, s->delta, s->pending};
+			s->end = from;
+			if (seg_insert(p, i + 1, tail) < 0)
+				return -ENOMEM;
+			return 0;
+		}
+		if (s->start < from) {
+			s->end = from;
+			i++;
+		} else if (s->end > to) {
+			s->start = to;
+			i++;
+		} else {
+			memmove(s, s + 1, (p->n - i - 1) * sizeof(*s));
+			p->n--;
+		}
+	}
+	return 0;
+}
+
+static int seg_add(struct lproc *p, struct seg s)
+{
+	return seg_insert(p, seg_lower(p, s.start), s);
+}
+
+/* ---- talking to the source ---- */
+
+static int send_get(struct daemon *d, bool urgent, uint64_t dump_addr, uint64_t nr,
+		    struct ferry_err *err);
+
+static int install(struct daemon *d, struct lproc *p, uint64_t dst, const uint8_t *src,
+		   uint64_t len)
+{
+	while (len) {
+		struct uffdio_copy cp = {.dst = dst, .src = (uintptr_t)src, .len = len};
+		if (ioctl(p->uffd, UFFDIO_COPY, &cp) == 0)
+			return 0;
+		if (errno == EAGAIN) {
+			if (cp.copy > 0) {
+				dst += cp.copy;
+				src += cp.copy;
+				len -= cp.copy;
+			}
+			continue;
+		}
+		if (errno == EEXIST) { /* already there (a fault raced the background) */
+			uint64_t done = cp.copy > 0 ? (uint64_t)cp.copy : 0;
+			done += PAGE_SIZE;
+			if (done >= len)
+				return 0;
+			dst += done;
+			src += done;
+			len -= done;
+			continue;
+		}
+		if (errno == ESRCH || errno == ENOENT) {
+			p->gone = true;
+			return 0;
+		}
+		return -errno;
+	}
+	return 0;
+}
+
+/* Data for dump addresses [addr, addr+len): into every process still missing it. */
+static int deliver(struct daemon *d, uint64_t addr, uint64_t len, const uint8_t *data,
+		   struct ferry_err *err)
+{
+	for (int i = 0; i < d->np; i++) {
+		struct lproc *p = &d->p[i];
+		struct seg hit[64];
+		size_t nhit;
+		if (p->gone)
+			continue;
+		/* segments overlapping the dump range, possibly moved by mremap */
+		for (size_t k = 0; k < p->n; k++) {
+			struct seg *s = &p->s[k];
+			uint64_t ds = s->start + s->delta, de = s->end + s->delta;
+			if (de <= addr || ds >= addr + len)
+				continue;
+			uint64_t from = ds > addr ? ds : addr, to = de < addr + len ? de : addr + len;
+			uint64_t cur = from - s->delta;
+			if (seg_remove(p, cur, cur + (to - from), hit, &nhit, ARRAY_SIZE(hit)) < 0)
+				return ferry_fail(err, ENOMEM, "page segments");
+			int r = install(d, p, cur, data + (from - addr), to - from);
+			if (r < 0)
+				return ferry_fail(err, -r, "install pages at %#lx", (unsigned long)cur);
+			k = (size_t)-1; /* the set changed: look again */
+		}
+	}
+	return 0;
+}
+
+static struct req *find_req(struct daemon *d, uint32_t id)
+{
+	for (int i = 0; i < MAX_REQS; i++)
+		if (d->reqs[i].used && d->reqs[i].id == id)
+			return &d->reqs[i];
+	return NULL;
+}
+
+static void finish_req(struct daemon *d, struct req *q, uint64_t pages)
+{
+	if (q->urgent) {
+		d->fault_pages += pages;
+		if (d->nlat < ARRAY_SIZE(d->lat))
+			d->lat[d->nlat++] = mono_ns() - q->t0;
+	} else {
+		d->bg_pages += pages;
+		d->bulk_in_flight--;
+	}
+	q->used = false;
+}
+
+/* Local mode: read the image at once. */
+static int get_local(struct daemon *d, struct req *q, struct ferry_err *err)
+{
+	uint64_t len = q->nr * PAGE_SIZE;
+	int r = page_read_pages(&d->pr, q->dump_addr, len, d->buf, err);
+
+	if (r == 0)
+		r = deliver(d, q->dump_addr, len, d->buf, err);
+	finish_req(d, q, q->nr);
+	return r;
+}
+
+static int send_get(struct daemon *d, bool urgent, uint64_t dump_addr, uint64_t nr,
+		    struct ferry_err *err)
+{
+	struct req *q = NULL;
+
+	for (int i = 0; i < MAX_REQS && !q; i++)
+		if (!d->reqs[i].used)
+			q = &d->reqs[i];
+	if (!q)
+		return ferry_refuse(err, EAGAIN, "too many requests in flight");
+	*q = (struct req){.used = true, .urgent = urgent, .id = ++d->next_id,
+			  .dump_addr = dump_addr, .nr = nr, .t0 = mono_ns()};
+	if (!urgent)
+		d->bulk_in_flight++;
+	if (d->conn[0] < 0)
+		return get_local(d, q, err);
+	struct wire_msg m = {.h = {.type = WT_GET, .flags = urgent ? WF_URGENT : 0, .id = q->id}};
+	m.u.get.pid = d->dump_pid;
+	m.u.get.vaddr = dump_addr;
+	m.u.get.nr_pages = nr;
+	return wire_send_msg(d->conn[urgent ? 0 : 1], &m, d->peer, err);
+}
+
+static int recv_answer(struct daemon *d, int fd, struct ferry_err *err)
+{
+	struct wire_msg m;
+	int r = wire_recv_msg(fd, &m, 30000, false, d->peer, err);
+
+	if (r < 0)
+		return r;
+	struct req *q = find_req(d, m.h.id);
+	switch (m.h.type) {
+	case WT_PAGES: {
+		uint64_t len = wire_data_len(&m);
+		if (len > WIRE_MAX_DATA_PAGES * (uint64_t)PAGE_SIZE)
+			return ferry_refuse(err, EPROTO, "%s: answer too large", d->peer);
+		if (len) {
+			r = wire_recv(fd, d->buf, len, 30000, false, d->peer, err);
+			if (r < 0)
+				return r;
+			r = deliver(d, m.u.pages.vaddr, len, d->buf, err);
+		} else {
+			/* zero kind: nothing to fetch, the pages read as zeros */
+			memset(d->buf, 0, WIN_MAX);
+			uint64_t zl = m.u.pages.nr_pages * PAGE_SIZE;
+			for (uint64_t off = 0; r == 0 && off < zl; off += WIN_MAX)
+				r = deliver(d, m.u.pages.vaddr + off,
+					    zl - off < WIN_MAX ? zl - off : WIN_MAX, d->buf, err);
+		}
+		if (r == 0 && q && (m.h.flags & WF_LAST)) {
+			uint64_t got = m.u.pages.nr_pages;
+			if (!q->urgent && got < q->nr) {
+				/* fewer pages than asked: the rest goes back to the missing set */
+				for (int i = 0; i < d->np; i++)
+					for (size_t k = 0; k < d->p[i].n; k++)
+						d->p[i].s[k].pending = false;
+			}
+			finish_req(d, q, got);
+		}
+		return r;
+	}
+	case WT_NOT_FOUND:
+		memset(d->buf, 0, PAGE_SIZE);
+		if (q) {
+			for (uint64_t i = 0; r == 0 && i < q->nr; i++)
+				r = deliver(d, q->dump_addr + i * PAGE_SIZE, PAGE_SIZE, d->buf, err);
+			finish_req(d, q, 0);
+		}
+		return r;
+	case WT_OK:
+		if (!d->committed)
+			pr_info("lazy-pages: the source acknowledged the commit");
+		d->committed = true;
+		return 0;
+	case WT_ERROR:
+		return ferry_refuse(err, EPROTO, "the source %s: %s", d->peer, m.u.error.text);
+	default:
+		return ferry_refuse(err, EPROTO, "the source %s sent %s", d->peer,
+				    wire_type_name(m.h.type));
+	}
+}
+
+/* ---- faults and events ---- */
+
+static int on_fault(struct daemon *d, struct lproc *p, uint64_t addr, struct ferry_err *err)
+{
+	uint64_t page = PAGE_ALIGN_DOWN(addr);
+	size_t i = seg_lower(p, page);
+
+	d->faults++;
+	p->last_fault = page;
+	d->window = WIN_MIN;
+	if (i < p->n && p->s[i].start <= page) {
+		for (int k = 0; k < MAX_REQS; k++) /* already asked for urgently */
+			if (d->reqs[k].used && d->reqs[k].urgent &&
+			    d->reqs[k].dump_addr == page + p->s[i].delta)
+				return 0;
+		return send_get(d, true, page + p->s[i].delta, 1, err);
+	}
+	/* not missing: dropped (madvise/munmap), never saved, or already installed */
+	struct uffdio_zeropage z = {.range = {.start = page, .len = PAGE_SIZE}};
+	if (ioctl(p->uffd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EAGAIN) {
+		struct uffdio_range w = {.start = page, .len = PAGE_SIZE};
+		if (errno == EEXIST)
+			ioctl(p->uffd, UFFDIO_WAKE, &w);
+		else if (errno == ESRCH || errno == ENOENT)
+			p->gone = true;
+	}
+	return 0;
+}
+
+static int add_proc(struct daemon *d, int uffd, pid_t pid, struct ferry_err *err);
+
+static int on_event(struct daemon *d, struct lproc *p, const struct uffd_msg *m,
+		    struct ferry_err *err)
+{
+	switch (m->event) {
+	case UFFD_EVENT_PAGEFAULT:
+		return on_fault(d, p, m->arg.pagefault.address, err);
+	case UFFD_EVENT_FORK: {
+		int r = add_proc(d, m->arg.fork.ufd, 0, err);
+		if (r < 0)
+			return r;
+		struct lproc *c = &d->p[d->np - 1];
+		for (size_t i = 0; i < p->n; i++)
+			if (seg_add(c, (struct seg){p->s[i].start, p->s[i].end, p->s[i].delta, false}) < 0)
+				return ferry_fail(err, ENOMEM, "page segments");
+		pr_info("lazy-pages: followed a fork (%zu segments)", c->n);
+		return 0;
+	}
+	case UFFD_EVENT_REMAP: {
+		uint64_t from = m->arg.remap.from, to = m->arg.remap.to, len = m->arg.remap.len;
+		struct seg moved[256];
+		size_t n;
+		if (seg_remove(p, from, from + len, moved, &n, ARRAY_SIZE(moved)) < 0)
+			return ferry_fail(err, ENOMEM, "page segments");
+		for (size_t i = 0; i < n; i++) {
+			struct seg s = moved[i];
+			s.start = s.start - from + to;
+			s.end = s.end - from + to;
+			s.delta -= (int64_t)(to - from);
+			s.pending = false;
+			if (seg_add(p, s) < 0)
+				return ferry_fail(err, ENOMEM, "page segments");
+		}
+		return 0;
+	}
+	case UFFD_EVENT_REMOVE:
+	case UFFD_EVENT_UNMAP:
+		/* gone for good: a later fault there gets a zero page */
+		if (seg_remove(p, m->arg.remove.start, m->arg.remove.end, NULL, NULL, 0) < 0)
+			return ferry_fail(err, ENOMEM, "page segments");
+		return 0;
+	}
+	return 0;
+}
+
+static int read_uffd(struct daemon *d, struct lproc *p, struct ferry_err *err)
+{
+	struct uffd_msg msgs[16];
+
+	for (;;) {
+		ssize_t n = read(p->uffd, msgs, sizeof(msgs));
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			return ferry_fail_errno(err, "read userfaultfd");
+		}
+		if (n == 0)
+			return 0;
+		for (size_t i = 0; i < n / sizeof(msgs[0]); i++) {
+			int r = on_event(d, p, &msgs[i], err);
+			if (r < 0)
+				return r;
+		}
+	}
+}
+
+/* Background: the pages nearest to the last fault, in a window that grows. */
+static int prefetch(struct daemon *d, struct ferry_err *err)
+{
+	while (d->running && d->bulk_in_flight < BULK_IN_FLIGHT) {
+		struct lproc *p = NULL;
+		for (int i = 0; i < d->np && !p; i++)
+			for (size_t k = 0; k < d->p[i].n && !p; k++)
+				if (!d->p[i].gone && !d->p[i].s[k].pending)
+					p = &d->p[i];
+		if (!p)
+			return 0;
+		size_t k = seg_lower(p, p->last_fault);
+		size_t tries = 0;
+		while (tries++ < p->n && p->s[k % p->n].pending)
+			k++;
+		struct seg *s = &p->s[k % p->n];
+		if (s->pending)
+			return 0;
+		uint64_t from = s->start > p->last_fault ? s->start : PAGE_ALIGN_DOWN(p->last_fault);
+		if (from < s->start || from >= s->end)
+			from = s->start;
+		uint64_t to = from + d->window < s->end ? from + d->window : s->end;
+		int64_t delta = s->delta;
+		/* mark [from, to) pending */
+		struct seg mid = {from, to, delta, true};
+		if (seg_remove(p, from, to, NULL, NULL, 0) < 0 || seg_add(p, mid) < 0)
+			return ferry_fail(err, ENOMEM, "page segments");
+		p->last_fault = to;
+		if (d->window < WIN_MAX)
+			d->window *= 2;
+		int r = send_get(d, false, from + delta, (to - from) / PAGE_SIZE, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static bool all_done(const struct daemon *d)
+{
+	for (int i = 0; i < d->np; i++)
+		if (!d->p[i].gone && d->p[i].n)
+			return false;
+	return d->np > 0;
+}
+
+/* ---- processes, handover, guardian ---- */
+
+static bool lazy_vma(const Vma *v)
+{
+	return !strcmp(v->kind, "anon") || !strcmp(v->kind, "heap") || !strcmp(v->kind, "stack");
+}
+
+static int add_proc(struct daemon *d, int uffd, pid_t pid, struct ferry_err *err)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	if (d->np == MAX_PROCS)
+		return ferry_refuse(err, EMFILE, "too many processes under lazy restore");
+	struct lproc *p = &d->p[d->np];
+	memset(p, 0, sizeof(*p));
+	p->uffd = uffd;
+	p->pid = pid;
+	ev.data.u64 = 100 + d->np;
+	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, uffd, &ev) < 0)
+		return ferry_fail_errno(err, "epoll");
+	d->np++;
+	if (d->guard >= 0) { /* the guardian keeps a copy of every userfaultfd */
+		char cbuf[CMSG_SPACE(sizeof(int))], b = 'U';
+		struct iovec iov = {&b, 1};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				    .msg_controllen = sizeof(cbuf)};
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &uffd, sizeof(int));
+		sendmsg(d->guard, &mh, MSG_NOSIGNAL);
+	}
+	return 0;
+}
+
+/* The lazy segments of the first process: runs with data in private anonymous mappings. */
+static int initial_segments(struct daemon *d, struct lproc *p, struct ferry_err *err)
+{
+	const Pagemap *pm = d->pr.layers[0].pm;
+
+	for (size_t i = 0; i < pm->n_runs; i++) {
+		const PageRun *r = pm->runs[i];
+		if (!(r->flags & (FERRY_PR_PRESENT | FERRY_PR_IN_PARENT | FERRY_PR_LAZY)))
+			continue;
+		for (size_t k = 0; k < d->mm->n_vmas; k++) {
+			const Vma *v = d->mm->vmas[k];
+			uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE;
+			if (!lazy_vma(v) || v->end <= r->vaddr || v->start >= rend)
+				continue;
+			uint64_t from = v->start > r->vaddr ? v->start : r->vaddr;
+			uint64_t to = v->end < rend ? v->end : rend;
+			if (seg_add(p, (struct seg){from, to, 0, false}) < 0)
+				return ferry_fail(err, ENOMEM, "page segments");
+		}
+	}
+	return 0;
+}
+
+/* Kill the restored processes (and their children) if the daemon dies first. */
+static void guardian(int sock, pid_t pid)
+{
+	int uffds[MAX_PROCS], n = 0;
+	char b;
+
+	prctl(PR_SET_NAME, "ferry-guardian", 0, 0, 0);
+	for (;;) {
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct iovec iov = {&b, 1};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				    .msg_controllen = sizeof(cbuf)};
+		ssize_t r = recvmsg(sock, &mh, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 1 && b == 'D')
+			_exit(0); /* every page arrived */
+		if (r == 1 && b == 'U') {
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			if (c && c->cmsg_type == SCM_RIGHTS && n < MAX_PROCS)
+				memcpy(&uffds[n++], CMSG_DATA(c), sizeof(int));
+			continue;
+		}
+		break; /* the daemon is gone */
+	}
+	fprintf(stderr, "ferry lazy-pages: the daemon died before all pages of pid %d arrived: "
+			"killing it rather than let it run on missing memory\n",
+		pid);
+	char path[64], *text = NULL;
+	struct ferry_err e;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+	if (read_file(path, &text, NULL, &e) == 0) {
+		for (char *t = strtok(text, " \n"); t; t = strtok(NULL, " \n"))
+			kill(atoi(t), SIGKILL);
+		free(text);
+	}
+	kill(pid, SIGKILL);
+	_exit(1);
+}
+
+static int start_guardian(struct daemon *d, pid_t pid, struct ferry_err *err)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return ferry_fail_errno(err, "socketpair");
+	pid_t g = fork();
+	if (g < 0)
+		return ferry_fail_errno(err, "fork the guardian");
+	if (g == 0) {
+		close(sv[0]);
+		if (fork() > 0)
+			_exit(0);
+		guardian(sv[1], pid);
+	}
+	waitpid(g, NULL, 0);
+	close(sv[1]);
+	d->guard = sv[0];
+	return 0;
+}
+
+static int recv_handover(struct daemon *d, int c, struct ferry_err *err)
+{
+	char buf[128], cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {buf, sizeof(buf) - 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	unsigned long sp;
+	int pid, uffd = -1, r;
+
+	ssize_t n = recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
+	if (n <= 0)
+		return ferry_refuse(err, EPROTO, "the restore hung up before its handover");
+	buf[n] = '\0';
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	if (cm && cm->cmsg_type == SCM_RIGHTS)
+		memcpy(&uffd, CMSG_DATA(cm), sizeof(int));
+	if (uffd < 0 || sscanf(buf, "H %d %lx", &pid, &sp) != 2)
+		return ferry_refuse(err, EPROTO, "bad handover from the restore: '%s'", buf);
+	fcntl(uffd, F_SETFL, O_NONBLOCK);
+	r = start_guardian(d, pid, err);
+	if (r == 0)
+		r = add_proc(d, uffd, pid, err);
+	if (r < 0)
+		return r;
+	struct lproc *p = &d->p[d->np - 1];
+	r = initial_segments(d, p, err);
+	if (r < 0)
+		return r;
+	/* the stack page first, before the process runs */
+	p->last_fault = sp;
+	size_t i = seg_lower(p, sp);
+	if (i < p->n && p->s[i].start <= sp) {
+		r = send_get(d, true, sp + p->s[i].delta, 1, err);
+		while (r == 0 && d->conn[0] >= 0 && find_req(d, d->next_id))
+			r = recv_answer(d, d->conn[0], err);
+		if (r < 0)
+			return r;
+	}
+	pr_info("lazy-pages: pid %d handed over, %zu lazy segments", pid, p->n);
+	return write_all(c, "OK\n", 3) < 0 ? ferry_fail_errno(err, "answer the restore") : 0;
+}
+
+static int on_client(struct daemon *d, struct ferry_err *err)
+{
+	char buf[64];
+	ssize_t n = read(d->client, buf, sizeof(buf) - 1);
+
+	if (n <= 0) { /* the restore is done with us */
+		epoll_ctl(d->ep, EPOLL_CTL_DEL, d->client, NULL);
+		close(d->client);
+		d->client = -1;
+		if (!d->running)
+			return ferry_refuse(err, EPIPE, "the restore failed before the process ran");
+		return 0;
+	}
+	buf[n] = '\0';
+	if (buf[0] != 'R')
+		return ferry_refuse(err, EPROTO, "unexpected message from the restore");
+	d->running = true;
+	pr_info("lazy-pages: the process runs, committing");
+	if (d->conn[1] >= 0) {
+		struct wire_msg m = {.h = {.type = WT_COMMIT, .id = ++d->next_id}};
+		return wire_send_msg(d->conn[1], &m, d->peer, err);
+	}
+	d->committed = true;
+	return 0;
+}
+
+static int connect_source(struct daemon *d, struct ferry_err *err)
+{
+	struct wire_key key;
+	uint64_t agreed;
+	int r;
+
+	if (d->o->auth_key && (r = wire_key_load(d->o->auth_key, &key, err)) < 0)
+		return r;
+	for (int i = 0; i < 2; i++) {
+		r = wire_connect(d->o->address, d->o->port, WIRE_CONNECT_TIMEOUT_MS, &d->conn[i],
+				 d->peer, sizeof(d->peer), err);
+		if (r == 0)
+			r = wire_client_hello(d->conn[i], d->peer, i == 0 ? WROLE_URGENT : WROLE_PULL,
+					      WFEAT_LAZY | WFEAT_URGENT |
+						      (d->o->auth_key ? WFEAT_AUTH : 0),
+					      d->o->auth_key ? &key : NULL, &agreed, err);
+		if (r < 0)
+			break;
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 10 + i};
+		epoll_ctl(d->ep, EPOLL_CTL_ADD, d->conn[i], &ev);
+	}
+	if (d->o->auth_key)
+		wire_key_wipe(&key);
+	return r;
+}
+
+static int listen_handover(struct daemon *d, struct ferry_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/lazy-pages.sock", d->o->dir) >=
+	    sizeof(sa.sun_path))
+		return ferry_refuse(err, ENAMETOOLONG, "%s: path too long for a socket", d->o->dir);
+	unlink(sa.sun_path);
+	d->ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (d->ls < 0 || bind(d->ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(d->ls, 1) < 0)
+		return ferry_fail_errno(err, "listen on %s", sa.sun_path);
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 1};
+	epoll_ctl(d->ep, EPOLL_CTL_ADD, d->ls, &ev);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void report(struct daemon *d)
+{
+	double total = (mono_ns() - d->t_start) / 1e6;
+
+	qsort(d->lat, d->nlat, sizeof(d->lat[0]), cmp_u64);
+	pr_info("lazy-pages: all pages arrived: %lu on faults (%lu faults), %lu in background, "
+		"fault latency p50 %.1f us p99 %.1f us max %.1f us, %.1f ms in all",
+		(unsigned long)d->fault_pages, (unsigned long)d->faults, (unsigned long)d->bg_pages,
+		d->nlat ? d->lat[d->nlat / 2] / 1e3 : 0, d->nlat ? d->lat[d->nlat * 99 / 100] / 1e3 : 0,
+		d->nlat ? d->lat[d->nlat - 1] / 1e3 : 0, total);
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/lazy-stats.json", d->o->dir);
+	FILE *f = fopen(path, "we");
+	if (f) {
+		fprintf(f,
+			"{\"pages_on_fault\":%lu,\"faults\":%lu,\"pages_background\":%lu,"
+			"\"fault_p50_us\":%.1f,\"fault_p99_us\":%.1f,\"fault_max_us\":%.1f,"
+			"\"total_ms\":%.1f}\n",
+			(unsigned long)d->fault_pages, (unsigned long)d->faults,
+			(unsigned long)d->bg_pages, d->nlat ? d->lat[d->nlat / 2] / 1e3 : 0,
+			d->nlat ? d->lat[d->nlat * 99 / 100] / 1e3 : 0,
+			d->nlat ? d->lat[d->nlat - 1] / 1e3 : 0, total);
+		fclose(f);
+	}
+}
+
+static int load_images(struct daemon *d, struct ferry_err *err)
+{
+	_cleanup_close_ int fd = open(d->o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	Pstree *pst = NULL;
+	char name[64];
+	int r;
+
+	if (fd < 0)
+		return ferry_fail_errno(err, "open %s", d->o->dir);
+	r = img_read(fd, "pstree.img", IMG_PSTREE, (ProtobufCMessage **)&pst, err);
+	if (r < 0)
+		return r;
+	d->dump_pid = pst->n_entries ? pst->entries[0]->pid : 0;
+	protobuf_c_message_free_unpacked(&pst->base, NULL);
+	img_name(name, sizeof(name), "mm", d->dump_pid);
+	r = img_read(fd, name, IMG_MM, (ProtobufCMessage **)&d->mm, err);
+	if (r == 0)
+		r = page_read_open_local(d->o->dir, d->dump_pid, &d->pr, err);
+	return r;
+}
+
+static int loop(struct daemon *d, struct ferry_err *err)
+{
+	struct epoll_event evs[32];
+	int r = 0;
+
+	while (r == 0) {
+		if (d->running && all_done(d) && !d->bulk_in_flight)
+			break;
+		r = prefetch(d, err);
+		if (r < 0)
+			break;
+		int n = epoll_wait(d->ep, evs, ARRAY_SIZE(evs), 1000);
+		if (n < 0 && errno != EINTR)
+			return ferry_fail_errno(err, "epoll_wait");
+		/* faults and urgent answers before anything else */
+		for (int pass = 0; pass < 2 && r == 0; pass++) {
+			for (int i = 0; i < n && r == 0; i++) {
+				uint64_t tag = evs[i].data.u64;
+				bool urgent = tag >= 100 || tag == 10;
+				if ((pass == 0) != urgent)
+					continue;
+				if (tag >= 100)
+					r = read_uffd(d, &d->p[tag - 100], err);
+				else if (tag == 10 || tag == 11)
+					r = recv_answer(d, d->conn[tag - 10], err);
+				else if (tag == 1 && d->client < 0) {
+					d->client = accept4(d->ls, NULL, NULL, SOCK_CLOEXEC);
+					struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 2};
+					if (d->client >= 0)
+						epoll_ctl(d->ep, EPOLL_CTL_ADD, d->client, &ev);
+					if (d->client >= 0)
+						r = recv_handover(d, d->client, err);
+				} else if (tag == 2)
+					r = on_client(d, err);
+			}
+		}
+	}
+	return r;
+}
+
+int lazy_daemon(const struct lazy_daemon_opts *o, struct ferry_err *err)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	int r;
+
+	if (!d)
+		return ferry_fail(err, ENOMEM, "lazy-pages daemon");
+	d->o = o;
+	d->ls = d->client = d->guard = -1;
+	d->conn[0] = d->conn[1] = -1;
+	d->window = WIN_MIN;
+	d->t_start = mono_ns();
+	signal(SIGPIPE, SIG_IGN);
+	d->buf = malloc(WIRE_MAX_DATA_PAGES * PAGE_SIZE);
+	d->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!d->buf || d->ep < 0)
+		r = ferry_fail_errno(err, "lazy-pages daemon");
+	else
+		r = load_images(d, err);
+	if (r == 0 && o->remote)
+		r = connect_source(d, err);
+	if (r == 0)
+		r = listen_handover(d, err);
+	if (r == 0 && o->ready_fd >= 0) {
+		write_all(o->ready_fd, "K", 1);
+		close(o->ready_fd);
+	}
+	if (r == 0)
+		r = loop(d, err);
+	if (r == 0) {
+		report(d);
+		if (d->conn[1] >= 0) {
+			struct wire_msg m = {.h = {.type = WT_CLOSE, .id = ++d->next_id}};
+			m.u.status = 0;
+			struct ferry_err e2;
+			wire_send_msg(d->conn[1], &m, d->peer, &e2);
+			wire_recv_msg(d->conn[1], &m, 5000, true, d->peer, &e2);
+		}
+		if (d->guard >= 0)
+			send(d->guard, "D", 1, MSG_NOSIGNAL);
+	}
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/lazy-pages.sock", o->dir);
+	if (d->ls >= 0)
+		unlink(path);
+	for (int i = 0; i < d->np; i++)
+		close(d->p[i].uffd);
+	for (int i = 0; i < 2; i++)
+		if (d->conn[i] >= 0)
+			close(d->conn[i]);
+	if (d->mm)
+		protobuf_c_message_free_unpacked(&d->mm->base, NULL);
+	if (d->pr.layers)
+		page_read_close(&d->pr);
+	free(d->buf);
+	free(d);
+	return r;
+}
+
+/* ---- restore side ---- */
+
+int lazy_client_connect(const char *dir, struct lazy_client *c, struct ferry_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/lazy-pages.sock", dir);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return ferry_fail_errno(err, "socket");
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = ferry_fail_errno(err, "no lazy-pages daemon at %s (start `ferry lazy-pages "
+					      "-D %s` first)",
+					 sa.sun_path, dir);
+		close(c->fd);
+		c->fd = -1;
+		return r;
+	}
+	return 0;
+}
+
+int lazy_client_handover(void *ctx, int uffd, pid_t pid, uint64_t sp_page, struct ferry_err *err)
+{
+	struct lazy_client *c = ctx;
+	char buf[64], cbuf[CMSG_SPACE(sizeof(int))];
+	int n = snprintf(buf, sizeof(buf), "H %d %lx", pid, (unsigned long)sp_page);
+	struct iovec iov = {buf, n};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &uffd, sizeof(int));
+	if (sendmsg(c->fd, &mh, MSG_NOSIGNAL) < 0)
+		return ferry_fail_errno(err, "hand the userfaultfd to the lazy-pages daemon");
+	ssize_t got = read(c->fd, buf, sizeof(buf) - 1);
+	if (got < 3 || strncmp(buf, "OK", 2))
+		return ferry_refuse(err, EPIPE, "the lazy-pages daemon refused the process");
+	return 0;
+}
+
+int lazy_client_running(struct lazy_client *c, pid_t pid, struct ferry_err *err)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "R %d\n", pid);
+
+	if (write_all(c->fd, buf, n) < 0)
+		return ferry_fail_errno(err, "tell the lazy-pages daemon the process runs");
+	close(c->fd);
+	c->fd = -1;
+	return 0;
+}

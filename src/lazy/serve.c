@@ -1,0 +1,306 @@
+/*
+ * The source of a lazy migration: answers GET requests of pull sessions
+ * (docs/protocol.md) from a frozen process or from an image directory.
+ *
+ * Connections with the urgent role are served before bulk ones, and bulk
+ * answers are capped, so that a fault waits for at most one bulk answer.
+ * COMMIT makes the source unable to resume (PTRACE_O_EXITKILL) before it is
+ * acknowledged; CLOSE(0) after COMMIT means every page has arrived.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "lazy/lazy.h"
+#include "mem/page_read.h"
+#include "net/auth.h"
+#include "net/wire.h"
+
+#define MAX_CONNS 8
+#define BULK_PAGES 256      /* 1 MiB per bulk answer */
+#define RECONNECT_MS 30000  /* after COMMIT, how long to wait for the daemon to come back */
+
+struct server {
+	int (*read)(void *ctx, uint64_t addr, uint64_t len, void *buf, struct ferry_err *err);
+	int (*commit)(void *ctx, struct ferry_err *err);
+	void *ctx;
+	uint32_t pid;
+	struct wire_key key;
+	bool have_key;
+	int ls;
+	struct conn {
+		int fd;
+		uint16_t role;
+		char peer[64];
+	} c[MAX_CONNS];
+	int n;
+	bool committed, done;
+	uint8_t *buf;
+	uint64_t pages_sent;
+};
+
+static void drop(struct server *s, int i)
+{
+	pr_info("lazy source: %s disconnected", s->c[i].peer);
+	close(s->c[i].fd);
+	s->c[i] = s->c[--s->n];
+}
+
+static int answer_get(struct server *s, struct conn *c, const struct wire_msg *m,
+		      struct ferry_err *err)
+{
+	uint64_t cap = c->role == WROLE_URGENT ? WIRE_URGENT_PAGES : BULK_PAGES;
+	uint64_t nr = m->u.get.nr_pages < cap ? m->u.get.nr_pages : cap;
+	struct wire_msg a = {.h = {.type = WT_PAGES, .flags = WF_LAST, .id = m->h.id}};
+	uint8_t hdr[WIRE_HDR_SIZE + WIRE_MAX_CTRL];
+	int r;
+
+	if (m->u.get.pid != s->pid) {
+		wire_send_error(c->fd, m->h.id, WE_UNSUPPORTED, "no such process here");
+		return ferry_refuse(err, EINVAL, "%s asked for pid %u, serving %u", c->peer,
+				    m->u.get.pid, s->pid);
+	}
+	r = s->read(s->ctx, m->u.get.vaddr, nr * PAGE_SIZE, s->buf, err);
+	if (r < 0) {
+		struct wire_msg nf = {.h = {.type = WT_NOT_FOUND, .id = m->h.id}};
+		nf.u.vaddr = m->u.get.vaddr;
+		pr_debug("lazy source: %s", err->msg);
+		return wire_send_msg(c->fd, &nf, c->peer, err);
+	}
+	a.u.pages.vaddr = m->u.get.vaddr;
+	a.u.pages.nr_pages = nr;
+	a.u.pages.kind = WKIND_PRESENT;
+	int n = wire_encode(&a, hdr, sizeof(hdr), err);
+	if (n < 0)
+		return n;
+	struct iovec iov[2] = {{hdr, n}, {s->buf, nr * PAGE_SIZE}};
+	r = wire_sendv(c->fd, iov, 2, c->peer, err);
+	if (r == 0)
+		s->pages_sent += nr;
+	return r;
+}
+
+static int handle(struct server *s, int i, struct ferry_err *err)
+{
+	struct conn *c = &s->c[i];
+	struct wire_msg m;
+	int r = wire_recv_msg(c->fd, &m, 5000, true, c->peer, err);
+
+	if (r < 0)
+		return r;
+	switch (m.h.type) {
+	case WT_GET:
+		return answer_get(s, c, &m, err);
+	case WT_COMMIT: {
+		r = s->commit ? s->commit(s->ctx, err) : 0;
+		if (r < 0) {
+			wire_send_error(c->fd, m.h.id, WE_IO, err->msg);
+			return r;
+		}
+		s->committed = true;
+		pr_info("lazy source: the destination runs (committed)");
+		struct wire_msg ok = {.h = {.type = WT_OK, .id = m.h.id}};
+		return wire_send_msg(c->fd, &ok, c->peer, err);
+	}
+	case WT_CLOSE: {
+		struct wire_msg ok = {.h = {.type = WT_OK, .id = m.h.id}};
+		wire_send_msg(c->fd, &ok, c->peer, err);
+		if (m.u.status == 0 && s->committed)
+			s->done = true;
+		return -ENODATA;
+	}
+	default:
+		wire_send_error(c->fd, m.h.id, WE_UNSUPPORTED, "not served by a lazy source");
+		return ferry_refuse(err, EPROTO, "%s sent %s to a lazy source", c->peer,
+				    wire_type_name(m.h.type));
+	}
+}
+
+static void accept_one(struct server *s)
+{
+	struct ferry_err err;
+	uint64_t agreed;
+	uint16_t role;
+	int fd = accept4(s->ls, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	if (s->n == MAX_CONNS) {
+		wire_send_error(fd, 0, WE_BUSY, "too many connections");
+		close(fd);
+		return;
+	}
+	struct conn *c = &s->c[s->n];
+	wire_tune(fd);
+	wire_peer_name(fd, c->peer, sizeof(c->peer));
+	if (wire_server_hello(fd, c->peer, WFEAT_LAZY | WFEAT_URGENT | (s->have_key ? WFEAT_AUTH : 0),
+			      s->have_key ? &s->key : NULL, 5000, &role, &agreed, &err) < 0) {
+		pr_err("lazy source: %s", err.msg);
+		close(fd);
+		return;
+	}
+	if (role != WROLE_PULL && role != WROLE_URGENT) {
+		wire_send_error(fd, 0, WE_UNSUPPORTED, "this source only serves pages");
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->role = role;
+	s->n++;
+	pr_info("lazy source: %s connected (%s)", c->peer, role == WROLE_URGENT ? "urgent" : "pull");
+}
+
+static int serve(struct server *s, const struct lazy_src_opts *o, struct ferry_err *err)
+{
+	uint64_t alone_since = 0;
+	int r;
+
+	if (o->auth_key) {
+		r = wire_key_load(o->auth_key, &s->key, err);
+		if (r < 0)
+			return r;
+		s->have_key = true;
+	}
+	r = wire_listen(o->address, o->port, &s->ls, err);
+	if (r < 0)
+		return r;
+	s->buf = malloc(BULK_PAGES * PAGE_SIZE);
+	if (!s->buf) {
+		close(s->ls);
+		return ferry_fail(err, ENOMEM, "lazy source buffer");
+	}
+	if (o->ready_fd >= 0) {
+		write_all(o->ready_fd, "K", 1);
+		close(o->ready_fd);
+	}
+	pr_info("lazy source: serving pid %u on port %d", s->pid, o->port);
+	r = 0;
+	while (!s->done) {
+		struct pollfd p[MAX_CONNS + 1];
+		int np = 0;
+		for (int i = 0; i < s->n; i++)
+			p[np++] = (struct pollfd){s->c[i].fd, POLLIN, 0};
+		p[np++] = (struct pollfd){s->ls, POLLIN, 0};
+		if (s->n == 0 && s->committed) {
+			if (!alone_since)
+				alone_since = mono_ns();
+			if (mono_ns() - alone_since > RECONNECT_MS * 1000000ULL) {
+				r = ferry_refuse(err, ETIMEDOUT,
+						 "the destination committed but did not come back "
+						 "within %d s for the remaining pages",
+						 RECONNECT_MS / 1000);
+				break;
+			}
+		} else {
+			alone_since = 0;
+		}
+		if (poll(p, np, s->committed ? 1000 : -1) < 0 && errno != EINTR) {
+			r = ferry_fail_errno(err, "poll");
+			break;
+		}
+		/* urgent connections first */
+		for (int pass = 0; pass < 2; pass++) {
+			for (int i = 0; i < s->n; i++) {
+				bool urgent = s->c[i].role == WROLE_URGENT;
+				if ((pass == 0) != urgent || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+					continue;
+				struct ferry_err e2;
+				int hr = handle(s, i, &e2);
+				if (hr < 0) {
+					if (hr != -ENODATA)
+						pr_warn("lazy source: %s", e2.msg);
+					/* fds shift: poll again before touching p[] */
+					drop(s, i);
+					goto next;
+				}
+			}
+		}
+		if (p[np - 1].revents & POLLIN)
+			accept_one(s);
+		if (s->n == 0 && !s->committed && p[np - 1].revents == 0 && s->pages_sent) {
+			/* the destination left before it committed: give the process back */
+			break;
+		}
+next:;
+	}
+	for (int i = s->n - 1; i >= 0; i--)
+		drop(s, i);
+	close(s->ls);
+	free(s->buf);
+	wire_key_wipe(&s->key);
+	pr_info("lazy source: %lu pages served, %s", (unsigned long)s->pages_sent,
+		s->done ? "the destination has them all" : "stopped");
+	return r;
+}
+
+static int read_process(void *ctx, uint64_t addr, uint64_t len, void *buf, struct ferry_err *err)
+{
+	struct infect *ic = ctx;
+
+	return infect_read(ic, addr, buf, len, err);
+}
+
+static int commit_process(void *ctx, struct ferry_err *err)
+{
+	struct infect *ic = ctx;
+
+	/* from now on the source can never resume: if ferry dies, it dies */
+	if (ptrace(PTRACE_SETOPTIONS, ic->pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) < 0)
+		return ferry_fail_errno(err, "pid %d: set exit-kill", ic->pid);
+	return 0;
+}
+
+int lazy_serve_process(struct infect *ic, pid_t ns_pid, const struct lazy_src_opts *o,
+		       bool *committed, struct ferry_err *err)
+{
+	struct server s = {.read = read_process, .commit = commit_process, .ctx = ic,
+			   .pid = ns_pid, .ls = -1};
+	int r = serve(&s, o, err);
+
+	*committed = s.committed;
+	if (r == 0 && s.committed && !s.done)
+		r = ferry_refuse(err, EPIPE, "the destination left before all pages arrived");
+	return r;
+}
+
+static int read_images(void *ctx, uint64_t addr, uint64_t len, void *buf, struct ferry_err *err)
+{
+	return page_read_pages(ctx, addr, len, buf, err);
+}
+
+int lazy_serve_images(const char *dir, const struct lazy_src_opts *o, struct ferry_err *err)
+{
+	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct page_read pr;
+	Pstree *pst = NULL;
+	int r;
+
+	if (dirfd < 0)
+		return ferry_fail_errno(err, "open %s", dir);
+	r = img_read(dirfd, "pstree.img", IMG_PSTREE, (ProtobufCMessage **)&pst, err);
+	if (r < 0)
+		return r;
+	if (pst->n_entries < 1) {
+		protobuf_c_message_free_unpacked(&pst->base, NULL);
+		return ferry_refuse(err, EINVAL, "%s: empty process tree", dir);
+	}
+	uint32_t pid = pst->entries[0]->pid;
+	protobuf_c_message_free_unpacked(&pst->base, NULL);
+	r = page_read_open_local(dir, pid, &pr, err);
+	if (r < 0)
+		return r;
+	struct server s = {.read = read_images, .ctx = &pr, .pid = pid, .ls = -1};
+	r = serve(&s, o, err);
+	page_read_close(&pr);
+	return r;
+}
