@@ -69,6 +69,7 @@ int cmd_check(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_pre_dump(int argc, char **argv);
 int cmd_untrack(int argc, char **argv);
+int cmd_lazy_pages(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -17,6 +17,7 @@ static const struct {
 	{"pre-dump", cmd_pre_dump, "copy a running process's memory (pre-copy round)"},
 	{"untrack", cmd_untrack, "stop the dirty tracking of a pre-copied process"},
 	{"restore", cmd_restore, "restore a process from an image directory"},
+	{"lazy-pages", cmd_lazy_pages, "serve the memory of a lazy restore (post-copy)"},
 	{"show", cmd_show, "decode images for humans (or --json for scripts)"},
 	{"run", cmd_run, "start a command in fresh namespaces, ready to be moved"},
 	{"page-server", cmd_page_server, "receive dumped pages over the network into image directories"},

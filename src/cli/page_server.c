@@ -11,11 +11,12 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "lazy/lazy.h"
 #include "net/page_server.h"
 
 static const char help[] =
 	"usage: ferry page-server -D DIR --port N [--address ADDR] [-d] [--pidfile FILE]\n"
-	"                         [--auth-key FILE] [-v 0-4] [-o LOG]\n"
+	"                         [--auth-key FILE] [--lazy-pages] [-v 0-4] [-o LOG]\n"
 	"\n"
 	"Receive the memory of dumps and pre-dumps sent with `ferry dump --page-server`\n"
 	"and write it into image directories under DIR, named like the client's (DIR/d1,\n"
@@ -29,6 +30,9 @@ static const char help[] =
 	"      --address ADDR    listen on this address only (default: all)\n"
 	"  -d, --daemon          return once the server listens; it runs in the background\n"
 	"      --pidfile FILE    write the server's pid to FILE\n"
+	"      --lazy-pages      serve the pages of the dump in DIR to a lazy restore\n"
+	"                        (`ferry lazy-pages --page-server`) instead; exits when\n"
+	"                        the destination has them all\n"
 	"      --auth-key FILE   require clients to prove they hold the same key\n"
 	"                        (a file of 16 to 4096 bytes, e.g. head -c 32 /dev/urandom)\n"
 	"  -v N                  log level 0 (errors) .. 4 (trace)\n"
@@ -55,6 +59,47 @@ static void daemon_stdio(void)
 	close(fd);
 }
 
+/* --lazy-pages: the source of a lazy restore is a dump on disk. */
+static int serve_lazy_images(const struct ferry_opts *o)
+{
+	struct lazy_src_opts lo = {.address = o->address, .port = o->port,
+				   .auth_key = o->auth_key, .ready_fd = -1};
+	struct ferry_err err;
+	int ready[2];
+
+	ferry_err_clear(&err);
+	if (o->detached) {
+		if (pipe2(ready, O_CLOEXEC) < 0)
+			return 1;
+		pid_t pid = fork();
+		if (pid < 0)
+			return 1;
+		if (pid > 0) {
+			char c;
+			close(ready[1]);
+			if (read(ready[0], &c, 1) != 1) {
+				fprintf(stderr, "ferry page-server: the lazy source did not start\n");
+				return 1;
+			}
+			if (o->pidfile && cli_write_pidfile("page-server", o->pidfile, pid) < 0)
+				return 1;
+			return 0;
+		}
+		close(ready[0]);
+		setsid();
+		daemon_stdio();
+		lo.ready_fd = ready[1];
+	} else if (o->pidfile && cli_write_pidfile("page-server", o->pidfile, getpid()) < 0) {
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (lazy_serve_images(o->dir, &lo, &err) < 0) {
+		cli_error("page-server", &err);
+		return 1;
+	}
+	return 0;
+}
+
 int cmd_page_server(int argc, char **argv)
 {
 	struct ferry_opts o;
@@ -64,7 +109,8 @@ int cmd_page_server(int argc, char **argv)
 	int r;
 
 	r = opts_parse("page-server", argc, argv,
-		       OPT_DIR | OPT_PORT | OPT_ADDRESS | OPT_DETACHED | OPT_PIDFILE | OPT_AUTH_KEY,
+		       OPT_DIR | OPT_PORT | OPT_ADDRESS | OPT_DETACHED | OPT_PIDFILE | OPT_AUTH_KEY |
+			       OPT_LAZY,
 		       help, &o);
 	if (r)
 		return r > 0 ? 0 : 2;
@@ -73,6 +119,8 @@ int cmd_page_server(int argc, char **argv)
 			"ferry page-server: needs -D DIR and --port N (see ferry page-server --help)\n");
 		return 2;
 	}
+	if (o.lazy)
+		return serve_lazy_images(&o);
 	struct ps_opts po = {.dir = o.dir, .address = o.address, .port = o.port,
 			     .auth_key = o.auth_key};
 	ferry_err_clear(&err);

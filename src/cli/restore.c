@@ -7,11 +7,12 @@
 #include <sys/wait.h>
 
 #include "cli/cli.h"
+#include "lazy/lazy.h"
 #include "restore/restore.h"
 
 static const char help[] =
 	"usage: ferry restore -D DIR [-d|--restore-detached] [--pidfile FILE] [--shell-job]\n"
-	"                     [-v 0-4] [-o LOG]\n"
+	"                     [--lazy-pages] [-v 0-4] [-o LOG]\n"
 	"\n"
 	"Recreate the process saved in the image directory DIR, with its pid.\n"
 	"Without -d, ferry stays its parent, waits, and exits with its exit status\n"
@@ -21,6 +22,8 @@ static const char help[] =
 	"  -d, --restore-detached    return once the process runs\n"
 	"      --pidfile FILE        write its pid (as seen here) to FILE\n"
 	"  -j, --shell-job           give it this terminal (for dumps made with --shell-job)\n"
+	"      --lazy-pages          post-copy: run at once; its private memory comes from\n"
+	"                            `ferry lazy-pages -D DIR`, which must be running\n"
 	"  -v N                      log level 0 (errors) .. 4 (trace)\n"
 	"  -o, --log-file FILE       write the log to FILE\n";
 
@@ -31,8 +34,8 @@ int cmd_restore(int argc, char **argv)
 	struct restore_result res;
 	int r, status;
 
-	r = opts_parse("restore", argc, argv, OPT_DIR | OPT_DETACHED | OPT_PIDFILE | OPT_SHELL_JOB,
-		       help, &o);
+	r = opts_parse("restore", argc, argv,
+		       OPT_DIR | OPT_DETACHED | OPT_PIDFILE | OPT_SHELL_JOB | OPT_LAZY, help, &o);
 	if (r)
 		return r > 0 ? 0 : 2;
 	if (!o.dir || o.argc) {
@@ -40,9 +43,24 @@ int cmd_restore(int argc, char **argv)
 		return 2;
 	}
 	struct restore_opts ro = {.dir = o.dir, .shell_job = o.shell_job, .detached = o.detached};
+	struct lazy_client lc = {.fd = -1};
 	ferry_err_clear(&err);
+	if (o.lazy) {
+		if (lazy_client_connect(o.dir, &lc, &err) < 0) {
+			cli_error("restore", &err);
+			return 1;
+		}
+		ro.lazy = true;
+		ro.lazy_handover = lazy_client_handover;
+		ro.lazy_ctx = &lc;
+	}
 	if (ferry_restore(&ro, &res, &err) < 0) {
 		cli_error("restore", &err);
+		return 1;
+	}
+	if (o.lazy && lazy_client_running(&lc, res.pid, &err) < 0) {
+		cli_error("restore", &err);
+		kill(res.pid, SIGKILL);
 		return 1;
 	}
 	if (o.pidfile && cli_write_pidfile("restore", o.pidfile, res.pid) < 0) {

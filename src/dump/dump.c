@@ -349,6 +349,19 @@ static int kill_target(struct dump_ctx *d, struct ferry_err *err)
 	return 0;
 }
 
+/* A pre-dump reads memory while the process runs: it must still be the same one. */
+static int check_alive(struct dump_ctx *d, struct ferry_err *err)
+{
+	struct proc_stat st;
+	struct ferry_err e2;
+
+	if (proc_parse_stat(d->pid, &st, &e2) < 0 || st.start_time != d->stat.start_time ||
+	    st.state == 'Z' || st.state == 'X')
+		return ferry_refuse(err, ESRCH, "pid %d exited during the pre-dump: round discarded",
+				    d->pid);
+	return 0;
+}
+
 /* Post-copy: serve the lazy pages from the frozen process until the
  * destination has them all (then kill it), or resume it if the destination
  * never committed. */
@@ -495,10 +508,14 @@ int ferry_dump(const struct dump_opts *o, struct ferry_err *err)
 	d.inv.has_complete = true;
 	d.inv.complete = true;
 	r = img_write(d.dirfd, "inventory.img", IMG_INVENTORY, &d.inv.base, err);
-	if (r == 0)
-		r = publish(outfd, d.dirfd, partname, err);
+	if (r == 0 && o->pre_dump)
+		r = check_alive(&d, err);
+	/* the keeper learns of this round before it is published: a round the
+	 * keeper does not know would be a parent without tracking behind it */
 	if (r == 0)
 		r = dump_finish_tracking(&d, true, err);
+	if (r == 0)
+		r = publish(outfd, d.dirfd, partname, err);
 	if (r < 0)
 		goto out;
 	if (o->pre_dump)

@@ -49,6 +49,7 @@ struct dump_ctx {
 	Pagemap *parent_pm;
 	int uffd;                  /* dirty tracking, -1 if none */
 	bool keeper_existed;       /* tracking armed by an earlier round */
+	bool our_wp;               /* write-protect registrations in the target are ferry's */
 	bool holes_ok;             /* tracking continuous since the parent round */
 	struct mem_plan plan;
 };

@@ -73,6 +73,7 @@ int dump_prepare_tracking(struct dump_ctx *d, struct ferry_err *err)
 		return r;
 	if (r == 0) {
 		d->keeper_existed = true;
+		d->our_wp = true;
 		d->uffd = ks.uffd;
 		pr_info("pid %d: dirty tracking armed by round %s is in use", d->pid,
 			ks.snapshot[0] ? ks.snapshot : "(none)");

@@ -121,7 +121,7 @@ static int classify_vma(struct dump_ctx *d, const struct proc_vma *v, Vma *m,
 
 	m->flags = v->shared ? MAP_SHARED : MAP_PRIVATE;
 	/* write-protect registrations are ferry's own when its tracking is armed */
-	if ((v->vmflags & VMF_UM) || ((v->vmflags & VMF_UW) && !d->keeper_existed))
+	if ((v->vmflags & VMF_UM) || ((v->vmflags & VMF_UW) && !d->our_wp))
 		return refuse_vma(v, "registered with a userfaultfd", err);
 	if (v->vmflags & VMF_SS)
 		return refuse_vma(v, "a shadow stack", err);

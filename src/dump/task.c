@@ -82,12 +82,51 @@ static int dump_creds(struct dump_ctx *d, struct ferry_err *err)
 	return 0;
 }
 
+/* /proc/PID/limits: "%-25s %-20s %-20s %-10s" per resource, in RLIMIT_* order. */
+static int read_limits_file(struct dump_ctx *d, struct rlimit *out, struct ferry_err *err)
+{
+	char path[64], *text = NULL;
+	int r, res = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", d->pid);
+	r = read_file(path, &text, NULL, err);
+	if (r < 0)
+		return r;
+	char *line = strchr(text, '\n'); /* skip the header */
+	while (line && res < RLIM_NLIMITS) {
+		line++;
+		if (strlen(line) < 47)
+			break;
+		char soft[24], hard[24];
+		if (sscanf(line + 26, "%23s %23s", soft, hard) != 2)
+			break;
+		out[res].rlim_cur = strcmp(soft, "unlimited") ? strtoull(soft, NULL, 10) : RLIM_INFINITY;
+		out[res].rlim_max = strcmp(hard, "unlimited") ? strtoull(hard, NULL, 10) : RLIM_INFINITY;
+		res++;
+		line = strchr(line, '\n');
+	}
+	free(text);
+	if (res != RLIM_NLIMITS)
+		return ferry_refuse(err, EINVAL, "%s: cannot parse (%d limits read)", path, res);
+	return 0;
+}
+
 static int dump_rlimits(struct dump_ctx *d, struct ferry_err *err)
 {
+	struct rlimit all[RLIM_NLIMITS];
+	bool from_file = false;
+
 	for (int res = 0; res < RLIM_NLIMITS; res++) {
 		struct rlimit rl;
-		if (prlimit(d->pid, res, NULL, &rl) < 0)
-			return ferry_fail_errno(err, "pid %d: read rlimit %d", d->pid, res);
+		if (!from_file && prlimit(d->pid, res, NULL, &rl) < 0) {
+			/* another user's process: prlimit needs CAP_SYS_RESOURCE */
+			int e = read_limits_file(d, all, err);
+			if (e < 0)
+				return ferry_wrap(err, "pid %d: read rlimits", d->pid);
+			from_file = true;
+		}
+		if (from_file)
+			rl = all[res];
 		Rlimit *m = dz_alloc(d, sizeof(*m));
 		if (!m)
 			return ferry_fail(err, ENOMEM, "rlimits");

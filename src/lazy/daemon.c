@@ -683,8 +683,14 @@ static int connect_source(struct daemon *d, struct ferry_err *err)
 	if (d->o->auth_key && (r = wire_key_load(d->o->auth_key, &key, err)) < 0)
 		return r;
 	for (int i = 0; i < 2; i++) {
-		r = wire_connect(d->o->address, d->o->port, WIRE_CONNECT_TIMEOUT_MS, &d->conn[i],
-				 d->peer, sizeof(d->peer), err);
+		/* the source may still be writing its images: it listens right after */
+		for (int tries = 0; tries < 200; tries++) {
+			r = wire_connect(d->o->address, d->o->port, WIRE_CONNECT_TIMEOUT_MS,
+					 &d->conn[i], d->peer, sizeof(d->peer), err);
+			if (r != -ECONNREFUSED)
+				break;
+			usleep(50000);
+		}
 		if (r == 0)
 			r = wire_client_hello(d->conn[i], d->peer, i == 0 ? WROLE_URGENT : WROLE_PULL,
 					      WFEAT_LAZY | WFEAT_URGENT |

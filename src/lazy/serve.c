@@ -44,7 +44,7 @@ struct server {
 		char peer[64];
 	} c[MAX_CONNS];
 	int n;
-	bool committed, done;
+	bool committed, done, had_conn;
 	uint8_t *buf;
 	uint64_t pages_sent;
 };
@@ -157,6 +157,7 @@ static void accept_one(struct server *s)
 	c->fd = fd;
 	c->role = role;
 	s->n++;
+	s->had_conn = true;
 	pr_info("lazy source: %s connected (%s)", c->peer, role == WROLE_URGENT ? "urgent" : "pull");
 }
 
@@ -227,7 +228,7 @@ static int serve(struct server *s, const struct lazy_src_opts *o, struct ferry_e
 		}
 		if (p[np - 1].revents & POLLIN)
 			accept_one(s);
-		if (s->n == 0 && !s->committed && p[np - 1].revents == 0 && s->pages_sent) {
+		if (s->n == 0 && !s->committed && s->had_conn) {
 			/* the destination left before it committed: give the process back */
 			break;
 		}

@@ -93,7 +93,11 @@ int keeper_set(pid_t pid, uint64_t start_time, const char *snapshot, const char 
 	if (strchr(dir, ' ') || strchr(dir, '\n'))
 		dir = "-"; /* unusable as a default parent: the next round needs --prev-images-dir */
 	snprintf(req, sizeof(req), "SET %s %s", snapshot, dir);
-	return ask(pid, start_time, req, ans, sizeof(ans), NULL, err);
+	int r = ask(pid, start_time, req, ans, sizeof(ans), NULL, err);
+	if (r == -ENOENT)
+		return ferry_refuse(err, ESRCH,
+				    "the tracking keeper of pid %d is gone: did the process exit?", pid);
+	return r;
 }
 
 int keeper_stop(pid_t pid, uint64_t start_time, struct ferry_err *err)

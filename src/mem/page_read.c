@@ -331,6 +331,37 @@ void prq_free(struct pr_queue *q)
 	q->n = q->cap = 0;
 }
 
+int page_read_queue_range(const struct page_read *pr, uint64_t start, uint64_t end,
+			  struct pr_queue *q, struct ferry_err *err)
+{
+	const Pagemap *pm = pr->layers[0].pm;
+	size_t lo = 0, hi = pm->n_runs;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (pm->runs[mid]->vaddr + pm->runs[mid]->nr_pages * PAGE_SIZE <= start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < pm->n_runs && pm->runs[i]->vaddr < end; i++) {
+		const PageRun *r = pm->runs[i];
+		uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE;
+		uint64_t from = r->vaddr > start ? r->vaddr : start;
+		uint64_t to = rend < end ? rend : end;
+		int ret = 0;
+		if (r->flags & FERRY_PR_PRESENT)
+			ret = prq_add(q, from, to - from, 0, r->off + (from - r->vaddr)) < 0
+				      ? ferry_fail(err, ENOMEM, "page read queue")
+				      : 0;
+		else if (r->flags & FERRY_PR_IN_PARENT)
+			ret = resolve(pr, 1, from, to - from, q, err);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 /* Read the queued pieces with pread: for the lazy-pages daemon's local source. */
 int page_read_pages(const struct page_read *pr, uint64_t addr, uint64_t len, void *buf,
 		    struct ferry_err *err)

@@ -74,6 +74,10 @@ int page_read_queue_all(const struct page_read *pr, struct pr_queue *q,
 			bool (*skip)(void *ctx, const PageRun *run), void *ctx,
 			struct ferry_err *err);
 
+/* The same for the part of the runs inside [start, end). */
+int page_read_queue_range(const struct page_read *pr, uint64_t start, uint64_t end,
+			  struct pr_queue *q, struct ferry_err *err);
+
 /* Read [addr, addr+len) of the newest layer's data (holes resolved) into buf;
  * pages without data read as zeros. */
 int page_read_pages(const struct page_read *pr, uint64_t addr, uint64_t len, void *buf,

@@ -68,5 +68,7 @@ int restore_child_main(void *arg);
 int restore_mm(struct restore_ctx *r, struct ferry_err *err);
 int restore_task(struct restore_ctx *r, struct ferry_err *err);
 int restore_finish(struct restore_ctx *r, struct ferry_err *err);
+/* From outside, while the process still has ferry's credentials. */
+int restore_rlimits(struct restore_ctx *r, struct ferry_err *err);
 
 #endif

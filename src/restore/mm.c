@@ -254,23 +254,6 @@ static int issue_preadv(void *ctx, int layer, uint64_t off, const struct iovec *
 	return 0;
 }
 
-/* In a lazy restore, the pages of private anonymous mappings come later. */
-static bool run_is_lazy(void *ctx, const PageRun *run)
-{
-	struct restore_ctx *r = ctx;
-
-	if (run->flags & FERRY_PR_LAZY)
-		return true;
-	if (!r->o->lazy)
-		return false;
-	for (size_t i = 0; i < r->mm->n_vmas; i++) {
-		const Vma *v = r->mm->vmas[i];
-		if (run->vaddr >= v->start && run->vaddr < v->end)
-			return is_lazy_kind(v);
-	}
-	return false;
-}
-
 static int make_uffd(struct restore_ctx *r, struct ferry_err *err)
 {
 	long tfd;
@@ -316,7 +299,7 @@ static int hand_over(struct restore_ctx *r, struct ferry_err *err)
 
 	if (!r->o->lazy_handover)
 		return 0;
-	return r->o->lazy_handover(r->o->lazy_ctx, r->uffd, r->pe->pid,
+	return r->o->lazy_handover(r->o->lazy_ctx, r->uffd, r->pid,
 				   PAGE_ALIGN_DOWN(regs->rsp), err);
 }
 
@@ -325,7 +308,13 @@ static int fill_pages(struct restore_ctx *r, struct ferry_err *err)
 	struct pr_queue q = {0};
 	int ret = 0;
 
-	ret = page_read_queue_all(&r->pr, &q, run_is_lazy, r, err);
+	/* mapping by mapping: in a lazy restore, private anonymous memory comes later */
+	for (size_t i = 0; ret == 0 && i < r->mm->n_vmas; i++) {
+		const Vma *v = r->mm->vmas[i];
+		if (is_special(v) || (r->o->lazy && is_lazy_kind(v)))
+			continue;
+		ret = page_read_queue_range(&r->pr, v->start, v->end, &q, err);
+	}
 	if (ret == 0)
 		ret = prq_sync(&q, issue_preadv, r, err);
 	prq_free(&q);

@@ -123,7 +123,7 @@ static int wait_ready(struct restore_ctx *r, struct ferry_err *err)
 	return ferry_fail(err, EINVAL, "pid %d: %s", r->pe->pid, buf + 1);
 }
 
-static int set_rlimits(struct restore_ctx *r, struct ferry_err *err)
+int restore_rlimits(struct restore_ctx *r, struct ferry_err *err)
 {
 	for (size_t i = 0; i < r->task->n_rlimits; i++) {
 		const Rlimit *l = r->task->rlimits[i];
@@ -144,8 +144,6 @@ int restore_finish(struct restore_ctx *r, struct ferry_err *err)
 				~0U, 0, 0, 0, 0, err);
 	if (ret == 0)
 		ret = infect_scratch_unmap(&r->ic, err);
-	if (ret == 0)
-		ret = set_rlimits(r, err);
 	if (ret < 0)
 		return ret;
 	if (ptrace(PTRACE_SETSIGMASK, r->pid, sizeof(mask), &mask) < 0)

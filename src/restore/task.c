@@ -255,6 +255,8 @@ int restore_task(struct restore_ctx *r, struct ferry_err *err)
 	if (ret == 0)
 		ret = restore_thread_bits(r, err);
 	if (ret == 0)
+		ret = restore_rlimits(r, err);
+	if (ret == 0)
 		ret = restore_creds(r, err);
 	if (ret == 0)
 		ret = restore_after_creds(r, err);

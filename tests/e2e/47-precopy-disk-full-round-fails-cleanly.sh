@@ -12,6 +12,7 @@ mkdir "$SMALL" || fail "cannot make $SMALL"
 mount -t tmpfs -o size=2m ferry-e2e-small "$SMALL" 2>"$T/mount.err" ||
 	skip "cannot mount a tmpfs: $(cat "$T/mount.err")"
 # unmount before lib.sh's cleanup removes T, keeping the test's exit status
+# shellcheck disable=SC2154
 trap 'rc=$?; umount "$SMALL" 2>/dev/null || umount -l "$SMALL" 2>/dev/null; (exit $rc); cleanup' EXIT
 
 # step K: the workload performs its step K.

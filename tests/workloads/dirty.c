@@ -39,8 +39,6 @@
  * then writes still work. The first mismatching page of each region is named.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,11 +76,11 @@ struct region {
 	char name[8];
 	uint8_t *addr;
 	size_t pages;
-	uint64_t tag;	 /* seed of the pattern, with base + page and gen */
-	size_t base;	 /* index of page 0 in the pattern (moved pages keep A's) */
-	uint32_t *gen;	 /* per page: the step that wrote it last */
-	uint8_t *state;	 /* per page: enum page_state */
-	int file_fd;	 /* F: the file behind it (its pages must keep gen 0) */
+	uint64_t tag;	/* seed of the pattern, with base + page and gen */
+	size_t base;	/* index of page 0 in the pattern (moved pages keep A's) */
+	uint32_t *gen;	/* per page: the step that wrote it last */
+	uint8_t *state; /* per page: enum page_state */
+	int file_fd;	/* F: the file behind it (its pages must keep gen 0) */
 };
 
 static struct region regions[MAX_REGIONS];
@@ -240,7 +238,8 @@ static void step_read_into_a(struct step *st)
 
 		wl_fill(page_buf, ps, seed_of(A, idx, st->k));
 		if (wl_pwrite_all(read_src_fd, page_buf, ps, 0) != (ssize_t)ps)
-			wl_setup_fail("step %u: write the read() source: %s", st->k, strerror(errno));
+			wl_setup_fail("step %u: write the read() source: %s", st->k,
+				      strerror(errno));
 		if (lseek(read_src_fd, 0, SEEK_SET) < 0)
 			wl_setup_fail("step %u: lseek: %s", st->k, strerror(errno));
 		n = wl_read_all(read_src_fd, page_addr(A, idx), ps);
@@ -341,8 +340,8 @@ static void step_plain_writes(struct step *st)
 	size_t adj;
 
 	for (size_t j = 0; j < SCATTER_PAGES; j++) {
-		size_t want = ((size_t)st->k * 2654435761u + j * (A->pages / SCATTER_PAGES + 13)) %
-			      A->pages;
+		size_t want =
+		    ((size_t)st->k * 2654435761u + j * (A->pages / SCATTER_PAGES + 13)) % A->pages;
 
 		write_a(st, next_mapped(st, want));
 	}
@@ -428,10 +427,11 @@ static bool check_region(const struct region *r)
 				       (void *)a))
 				return false;
 			bad = wl_nonzero(a, ps);
-			if (!wl_expect(bad < 0,
-				       "%s page %zu (%p) should be zero (MADV_DONTNEED) but byte %zd "
-				       "is not",
-				       r->name, p, (void *)a, bad))
+			if (!wl_expect(
+				bad < 0,
+				"%s page %zu (%p) should be zero (MADV_DONTNEED) but byte %zd "
+				"is not",
+				r->name, p, (void *)a, bad))
 				return false;
 			continue;
 		default:
@@ -439,9 +439,10 @@ static bool check_region(const struct region *r)
 				       (void *)a))
 				return false;
 			bad = wl_mismatch(a, ps, seed_of(r, p, r->gen[p]));
-			if (!wl_expect(bad < 0,
-				       "%s page %zu (%p) differs from what step %u wrote, at byte %zd",
-				       r->name, p, (void *)a, r->gen[p], bad))
+			if (!wl_expect(
+				bad < 0,
+				"%s page %zu (%p) differs from what step %u wrote, at byte %zd",
+				r->name, p, (void *)a, r->gen[p], bad))
 				return false;
 		}
 	}
@@ -517,8 +518,8 @@ static void setup_f(void)
 		if (wl_pwrite_all(fd, page_buf, ps, p * ps) != (ssize_t)ps)
 			wl_setup_fail("write %s: %s", path, strerror(errno));
 	}
-	F = add_region("F", map_or_die(NULL, F_PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE,
-				       fd, "F"),
+	F = add_region("F",
+		       map_or_die(NULL, F_PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, "F"),
 		       F_PAGES, 'F', 0);
 	F->file_fd = fd;
 	write_page(F, 1, 1);
@@ -531,8 +532,9 @@ static void setup_shared(size_t s_pages)
 {
 	int fd;
 
-	S = add_region("S", map_or_die(NULL, s_pages * ps, PROT_READ | PROT_WRITE,
-				       MAP_SHARED | MAP_ANONYMOUS, -1, "S"),
+	S = add_region("S",
+		       map_or_die(NULL, s_pages * ps, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, "S"),
 		       s_pages, 'S', 0);
 	fill_region(S, 0);
 	wl_say("S %p %zu", (void *)S->addr, s_pages);
@@ -542,8 +544,8 @@ static void setup_shared(size_t s_pages)
 		wl_setup_fail("memfd_create: %s", strerror(errno));
 	if (ftruncate(fd, M_PAGES * ps) < 0)
 		wl_setup_fail("ftruncate memfd: %s", strerror(errno));
-	M = add_region("M", map_or_die(NULL, M_PAGES * ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-				       "M"),
+	M = add_region("M",
+		       map_or_die(NULL, M_PAGES * ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, "M"),
 		       M_PAGES, 'M', 0);
 	close(fd);
 	fill_region(M, 0);
