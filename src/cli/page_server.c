@@ -63,7 +63,7 @@ static void daemon_stdio(void)
 static int serve_lazy_images(const struct ferry_opts *o)
 {
 	struct lazy_src_opts lo = {.address = o->address, .port = o->port,
-				   .auth_key = o->auth_key, .ready_fd = -1};
+				   .auth_key = o->auth_key, .ready_fd = -1, .listen_fd = -1};
 	struct ferry_err err;
 	int ready[2];
 

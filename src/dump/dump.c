@@ -368,12 +368,14 @@ static int check_alive(struct dump_ctx *d, struct ferry_err *err)
 static int serve_lazy(struct dump_ctx *d, struct ferry_err *err)
 {
 	struct lazy_src_opts lo = {.address = d->o->address, .port = d->o->port,
-				   .auth_key = d->o->auth_key, .ready_fd = -1};
+				   .auth_key = d->o->auth_key, .ready_fd = -1,
+				   .listen_fd = d->lazy_ls, .snapshot_id = d->snapshot};
 	bool committed = false;
 	int r;
 
 	pr_info("pid %d: images written; serving its lazy pages on port %d", d->pid, d->o->port);
 	r = lazy_serve_process(&d->ic, d->ns_pid, &lo, &committed, err);
+	d->lazy_ls = -1; /* closed by the server */
 	if (committed) {
 		struct ferry_err e2;
 		kill_target(d, &e2);
@@ -444,7 +446,7 @@ static void fill_stats(struct dump_ctx *d, DumpStats *s)
 
 int ferry_dump(const struct dump_opts *o, struct ferry_err *err)
 {
-	struct dump_ctx d = {.o = o, .pid = o->pid, .dirfd = -1, .uffd = -1};
+	struct dump_ctx d = {.o = o, .pid = o->pid, .dirfd = -1, .uffd = -1, .lazy_ls = -1};
 	DumpStats stats = DUMP_STATS__INIT;
 	char partname[PATH_MAX];
 	int outfd = -1, r;
@@ -481,6 +483,12 @@ int ferry_dump(const struct dump_opts *o, struct ferry_err *err)
 	if (d.dirfd < 0) {
 		r = ferry_fail_errno(err, "open %s/%s", o->dir, partname);
 		goto out;
+	}
+	if (o->lazy) { /* listen before anything is published */
+		struct lazy_src_opts lo = {.address = o->address, .port = o->port};
+		r = lazy_listen(&lo, &d.lazy_ls, err);
+		if (r < 0)
+			goto out;
 	}
 	r = infect_seize(d.pid, &d.ic, err);
 	if (r < 0)
@@ -539,6 +547,8 @@ out:
 	}
 	if (d.uffd >= 0)
 		close(d.uffd);
+	if (d.lazy_ls >= 0)
+		close(d.lazy_ls);
 	mem_plan_free(&d.plan);
 	if (d.parent_inv)
 		protobuf_c_message_free_unpacked(&d.parent_inv->base, NULL);

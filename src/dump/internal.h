@@ -52,6 +52,7 @@ struct dump_ctx {
 	bool our_wp;               /* write-protect registrations in the target are ferry's */
 	bool holes_ok;             /* tracking continuous since the parent round */
 	struct mem_plan plan;
+	int lazy_ls;               /* post-copy: the listening socket, -1 if none */
 };
 
 void *dz_alloc(struct dump_ctx *d, size_t size);

@@ -69,6 +69,7 @@ struct req {
 struct daemon {
 	const struct lazy_daemon_opts *o;
 	uint32_t dump_pid;
+	char snapshot[64];
 	struct page_read pr;
 	Mm *mm;
 	int ep, ls, client;
@@ -696,6 +697,22 @@ static int connect_source(struct daemon *d, struct ferry_err *err)
 					      WFEAT_LAZY | WFEAT_URGENT |
 						      (d->o->auth_key ? WFEAT_AUTH : 0),
 					      d->o->auth_key ? &key : NULL, &agreed, err);
+		if (r == 0) {
+			/* name the dump: a source serving another one refuses */
+			struct wire_msg m = {.h = {.type = WT_OPEN, .id = ++d->next_id}};
+			m.u.open.pid = d->dump_pid;
+			snprintf(m.u.open.snapshot_id, sizeof(m.u.open.snapshot_id), "%s", d->snapshot);
+			snprintf(m.u.open.dir, sizeof(m.u.open.dir), "lazy");
+			r = wire_send_msg(d->conn[i], &m, d->peer, err);
+			if (r == 0)
+				r = wire_recv_msg(d->conn[i], &m, 10000, false, d->peer, err);
+			if (r == 0 && m.h.type == WT_ERROR)
+				r = ferry_refuse(err, EINVAL, "the source %s: %s", d->peer,
+						 m.u.error.text);
+			else if (r == 0 && m.h.type != WT_OK)
+				r = ferry_refuse(err, EPROTO, "the source %s answered %s", d->peer,
+						 wire_type_name(m.h.type));
+		}
 		if (r < 0)
 			break;
 		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 10 + i};
@@ -758,11 +775,17 @@ static int load_images(struct daemon *d, struct ferry_err *err)
 {
 	_cleanup_close_ int fd = open(d->o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	Pstree *pst = NULL;
+	Inventory *inv = NULL;
 	char name[64];
 	int r;
 
 	if (fd < 0)
 		return ferry_fail_errno(err, "open %s", d->o->dir);
+	r = img_read(fd, "inventory.img", IMG_INVENTORY, (ProtobufCMessage **)&inv, err);
+	if (r < 0)
+		return r;
+	snprintf(d->snapshot, sizeof(d->snapshot), "%s", inv->snapshot_id);
+	protobuf_c_message_free_unpacked(&inv->base, NULL);
 	r = img_read(fd, "pstree.img", IMG_PSTREE, (ProtobufCMessage **)&pst, err);
 	if (r < 0)
 		return r;

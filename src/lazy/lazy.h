@@ -35,7 +35,12 @@ struct lazy_src_opts {
 	int port;
 	const char *auth_key;
 	int ready_fd;        /* written once listening (-1: none) */
+	int listen_fd;       /* already listening (-1: listen on address/port) */
+	const char *snapshot_id; /* a client must name it (OPEN), NULL: any */
 };
+
+/* Listen early (before the images are published) for lazy_serve_*. */
+int lazy_listen(const struct lazy_src_opts *o, int *fd, struct ferry_err *err);
 
 /*
  * Serve the pages of a frozen, seized process until the destination has all

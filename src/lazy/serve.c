@@ -35,6 +35,7 @@ struct server {
 	int (*commit)(void *ctx, struct ferry_err *err);
 	void *ctx;
 	uint32_t pid;
+	const char *snapshot;
 	struct wire_key key;
 	bool have_key;
 	int ls;
@@ -99,6 +100,17 @@ static int handle(struct server *s, int i, struct ferry_err *err)
 	if (r < 0)
 		return r;
 	switch (m.h.type) {
+	case WT_OPEN: {
+		/* the client says which dump it restores: it must be this one */
+		if (s->snapshot && strcmp(m.u.open.snapshot_id, s->snapshot)) {
+			wire_send_error(c->fd, m.h.id, WE_PARENT_MISMATCH,
+					"this source serves another snapshot");
+			return ferry_refuse(err, EINVAL, "%s wants snapshot %s, this source serves %s",
+					    c->peer, m.u.open.snapshot_id, s->snapshot);
+		}
+		struct wire_msg ok = {.h = {.type = WT_OK, .id = m.h.id}};
+		return wire_send_msg(c->fd, &ok, c->peer, err);
+	}
 	case WT_GET:
 		return answer_get(s, c, &m, err);
 	case WT_COMMIT: {
@@ -172,9 +184,13 @@ static int serve(struct server *s, const struct lazy_src_opts *o, struct ferry_e
 			return r;
 		s->have_key = true;
 	}
-	r = wire_listen(o->address, o->port, &s->ls, err);
-	if (r < 0)
-		return r;
+	if (o->listen_fd >= 0) {
+		s->ls = o->listen_fd;
+	} else {
+		r = wire_listen(o->address, o->port, &s->ls, err);
+		if (r < 0)
+			return r;
+	}
 	s->buf = malloc(BULK_PAGES * PAGE_SIZE);
 	if (!s->buf) {
 		close(s->ls);
@@ -265,7 +281,7 @@ int lazy_serve_process(struct infect *ic, pid_t ns_pid, const struct lazy_src_op
 		       bool *committed, struct ferry_err *err)
 {
 	struct server s = {.read = read_process, .commit = commit_process, .ctx = ic,
-			   .pid = ns_pid, .ls = -1};
+			   .pid = ns_pid, .ls = -1, .snapshot = o->snapshot_id};
 	int r = serve(&s, o, err);
 
 	*committed = s.committed;
@@ -300,8 +316,14 @@ int lazy_serve_images(const char *dir, const struct lazy_src_opts *o, struct fer
 	r = page_read_open_local(dir, pid, &pr, err);
 	if (r < 0)
 		return r;
-	struct server s = {.read = read_images, .ctx = &pr, .pid = pid, .ls = -1};
+	struct server s = {.read = read_images, .ctx = &pr, .pid = pid, .ls = -1,
+			   .snapshot = o->snapshot_id};
 	r = serve(&s, o, err);
 	page_read_close(&pr);
 	return r;
+}
+
+int lazy_listen(const struct lazy_src_opts *o, int *fd, struct ferry_err *err)
+{
+	return wire_listen(o->address, o->port, fd, err);
 }

@@ -181,6 +181,10 @@ static int restore_creds(struct restore_ctx *r, struct ferry_err *err)
 	if (ret == 0)
 		ret = infect_syscall_ok(&r->ic, "set groups", __NR_setgroups, NULL, c->n_groups,
 					r->ic.scratch + SCR_ARG, 0, 0, 0, 0, err);
+	/* securebits need CAP_SETPCAP: while still root */
+	if (ret == 0 && c->has_securebits && c->securebits)
+		ret = infect_syscall_ok(&r->ic, "set securebits", __NR_prctl, NULL,
+					PR_SET_SECUREBITS, c->securebits, 0, 0, 0, 0, err);
 	if (ret < 0 || creds_are_root(c))
 		goto caps;
 	/* keep capabilities across the uid change, then set them exactly */
@@ -217,9 +221,6 @@ caps:;
 	if (ret == 0 && !creds_are_root(c))
 		ret = infect_syscall_ok(&r->ic, "reset keep caps", __NR_prctl, NULL,
 					PR_SET_KEEPCAPS, 0, 0, 0, 0, 0, err);
-	if (ret == 0 && c->has_securebits)
-		ret = infect_syscall_ok(&r->ic, "set securebits", __NR_prctl, NULL,
-					PR_SET_SECUREBITS, c->securebits, 0, 0, 0, 0, err);
 	if (ret == 0 && c->has_no_new_privs && c->no_new_privs)
 		ret = infect_syscall_ok(&r->ic, "set no_new_privs", __NR_prctl, NULL,
 					PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0, err);
