@@ -1,6 +1,7 @@
 #include "mem/dump_mem.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@
 #include "core/util.h"
 #include "mem/kapi.h"
 
-#define DUMP_BUF_SIZE (4UL << 20)
+#define DUMP_BUF_SIZE (2UL << 20)
 #define SCAN_VEC 512
 #define BATCH_IOV 1024
 
@@ -251,31 +252,54 @@ int mem_plan_areas(pid_t pid, const struct mem_area *areas, size_t n, const Page
 	return r;
 }
 
-/* A batch of present pieces waiting to be read into the buffer and sent. */
-struct batch {
+/*
+ * Moving the data: the calling thread reads a slot's pieces from the target
+ * (process_vm_readv, /proc/PID/mem for what that cannot read) while a writer
+ * thread hands the other slot's runs and data to the sink, so reading and
+ * writing overlap. Each slot holds at most DUMP_BUF_SIZE bytes: the dumper's
+ * memory does not depend on the target's size.
+ */
+#define SLOT_RUNS 1024
+
+struct slot {
+	uint8_t *buf;
+	size_t used;
+	struct plan_run runs[SLOT_RUNS];
+	size_t nruns;
+	struct iovec remote[BATCH_IOV];
+	size_t niov;
+	bool full; /* owned by the writer */
+};
+
+struct mover {
 	pid_t pid;
 	int mem_fd;
 	bool target_runs;
-	uint8_t *buf;
-	size_t used;
-	struct iovec remote[BATCH_IOV];
-	size_t n;
 	struct page_xfer *x;
 	struct mem_stats *st;
+	struct slot slot[2];
+	int cur;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	int werr;
+	struct ferry_err wmsg;
 };
 
-static int read_slow(struct batch *b, size_t done, size_t got, struct ferry_err *err)
+static int read_slow(struct mover *m, struct slot *s, size_t got, struct ferry_err *err)
 {
-	for (size_t i = 0; i < b->n; i++) {
-		size_t len = b->remote[i].iov_len;
+	size_t done = 0;
+
+	for (size_t i = 0; i < s->niov; i++) {
+		size_t len = s->remote[i].iov_len;
 		if (done + len > got) {
 			size_t skip = done >= got ? 0 : got - done;
-			uint8_t *dst = b->buf + done + skip;
-			int r = pread_all(b->mem_fd, dst, len - skip,
-					  (uint64_t)b->remote[i].iov_base + skip);
-			if (r < 0 && !b->target_runs)
-				return ferry_fail(err, -r, "pid %d: read memory at %p", b->pid,
-						  b->remote[i].iov_base);
+			uint8_t *dst = s->buf + done + skip;
+			int r = pread_all(m->mem_fd, dst, len - skip,
+					  (uint64_t)s->remote[i].iov_base + skip);
+			if (r < 0 && !m->target_runs)
+				return ferry_fail(err, -r, "pid %d: read memory at %p", m->pid,
+						  s->remote[i].iov_base);
 			if (r < 0) /* unmapped since the plan: the next round records that */
 				memset(dst, 0, len - skip);
 		}
@@ -284,48 +308,94 @@ static int read_slow(struct batch *b, size_t done, size_t got, struct ferry_err 
 	return 0;
 }
 
-static int batch_flush(struct batch *b, struct ferry_err *err)
+static void *writer(void *arg)
 {
-	struct iovec local = {b->buf, b->used};
-	ssize_t got;
-	int r;
+	struct mover *m = arg;
 
-	if (!b->n)
-		return 0;
-	got = process_vm_readv(b->pid, &local, 1, b->remote, b->n, 0);
-	if (got < 0)
-		got = 0;
-	if ((size_t)got < b->used) {
-		/* unreadable pages (PROT_NONE, ...): /proc/PID/mem can read them */
-		r = read_slow(b, 0, got, err);
-		if (r < 0)
-			return r;
+	for (int k = 0;; k ^= 1) {
+		struct slot *s = &m->slot[k];
+		pthread_mutex_lock(&m->mu);
+		while (!s->full && !m->stop)
+			pthread_cond_wait(&m->cv, &m->mu);
+		bool have = s->full;
+		pthread_mutex_unlock(&m->mu);
+		if (!have)
+			return NULL;
+		int r = m->werr;
+		for (size_t i = 0; r == 0 && i < s->nruns; i++)
+			r = xfer_add_run(m->x, s->runs[i].vaddr, s->runs[i].nr_pages,
+					 s->runs[i].flags, &m->wmsg);
+		if (r == 0 && s->used)
+			r = xfer_write(m->x, s->buf, s->used, &m->wmsg);
+		pthread_mutex_lock(&m->mu);
+		if (r < 0 && !m->werr)
+			m->werr = r;
+		s->full = false;
+		s->used = s->nruns = s->niov = 0;
+		pthread_cond_broadcast(&m->cv);
+		pthread_mutex_unlock(&m->mu);
 	}
-	r = xfer_write(b->x, b->buf, b->used, err);
-	if (r < 0)
-		return r;
-	b->st->bytes_written += b->used;
-	b->used = 0;
-	b->n = 0;
-	return 0;
 }
 
-static int batch_add(struct batch *b, uint64_t addr, uint64_t len, struct ferry_err *err)
+/* Read the current slot's data and give it to the writer; wait for the other slot. */
+static int submit(struct mover *m, struct ferry_err *err)
 {
-	while (len) {
-		if (b->used == DUMP_BUF_SIZE || b->n == BATCH_IOV) {
-			int r = batch_flush(b, err);
-			if (r < 0)
-				return r;
-		}
-		uint64_t take = len < DUMP_BUF_SIZE - b->used ? len : DUMP_BUF_SIZE - b->used;
-		int r = xfer_add_run(b->x, addr, take / PAGE_SIZE, FERRY_PR_PRESENT, err);
-		if (r < 0)
+	struct slot *s = &m->slot[m->cur];
+	int r = 0;
+
+	if (!s->nruns)
+		return 0;
+	if (s->used) {
+		struct iovec local = {s->buf, s->used};
+		ssize_t got = process_vm_readv(m->pid, &local, 1, s->remote, s->niov, 0);
+		if (got < 0)
+			got = 0;
+		if ((size_t)got < s->used) /* PROT_NONE and the like */
+			r = read_slow(m, s, got, err);
+		m->st->bytes_written += s->used;
+	}
+	pthread_mutex_lock(&m->mu);
+	if (r == 0)
+		s->full = true;
+	pthread_cond_broadcast(&m->cv);
+	m->cur ^= 1;
+	while (m->slot[m->cur].full)
+		pthread_cond_wait(&m->cv, &m->mu);
+	if (m->werr && r == 0) {
+		r = m->werr;
+		*err = m->wmsg;
+	}
+	pthread_mutex_unlock(&m->mu);
+	return r;
+}
+
+static int add_run(struct mover *m, const struct plan_run *p, struct ferry_err *err)
+{
+	uint64_t addr = p->vaddr, len = p->nr_pages * PAGE_SIZE;
+	int r;
+
+	if (!(p->flags & FERRY_PR_PRESENT)) {
+		struct slot *s = &m->slot[m->cur];
+		/* a run without data must not overtake data still in the slot */
+		if ((s->used || s->nruns == SLOT_RUNS) && (r = submit(m, err)) < 0)
 			return r;
-		b->remote[b->n].iov_base = (void *)addr;
-		b->remote[b->n].iov_len = take;
-		b->n++;
-		b->used += take;
+		s = &m->slot[m->cur];
+		s->runs[s->nruns++] = *p;
+		return 0;
+	}
+	while (len) {
+		struct slot *s = &m->slot[m->cur];
+		if (s->used == DUMP_BUF_SIZE || s->niov == BATCH_IOV || s->nruns == SLOT_RUNS) {
+			if ((r = submit(m, err)) < 0)
+				return r;
+			s = &m->slot[m->cur];
+		}
+		uint64_t take = len < DUMP_BUF_SIZE - s->used ? len : DUMP_BUF_SIZE - s->used;
+		s->runs[s->nruns++] = (struct plan_run){addr, take / PAGE_SIZE, FERRY_PR_PRESENT};
+		s->remote[s->niov].iov_base = (void *)addr;
+		s->remote[s->niov].iov_len = take;
+		s->niov++;
+		s->used += take;
 		addr += take;
 		len -= take;
 	}
@@ -336,38 +406,52 @@ int mem_transfer(pid_t pid, const struct mem_plan *plan, bool target_runs, struc
 		 struct mem_stats *st, struct ferry_err *err)
 {
 	char path[64];
-	struct batch *b = calloc(1, sizeof(*b));
+	struct mover *m = calloc(1, sizeof(*m));
+	pthread_t wt;
 	int r = 0;
 
-	if (!b)
-		return ferry_fail(err, ENOMEM, "dump buffer");
-	b->pid = pid;
-	b->x = x;
-	b->st = st;
-	b->target_runs = target_runs;
-	b->buf = malloc(DUMP_BUF_SIZE);
+	if (!m)
+		return ferry_fail(err, ENOMEM, "dump buffers");
+	m->pid = pid;
+	m->x = x;
+	m->st = st;
+	m->target_runs = target_runs;
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->cv, NULL);
+	m->slot[0].buf = malloc(DUMP_BUF_SIZE);
+	m->slot[1].buf = malloc(DUMP_BUF_SIZE);
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	b->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (!b->buf)
-		r = ferry_fail(err, ENOMEM, "dump buffer");
-	else if (b->mem_fd < 0)
+	m->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (!m->slot[0].buf || !m->slot[1].buf)
+		r = ferry_fail(err, ENOMEM, "dump buffers");
+	else if (m->mem_fd < 0)
 		r = ferry_fail_errno(err, "open %s", path);
-	for (size_t i = 0; r == 0 && i < plan->n; i++) {
-		const struct plan_run *p = &plan->runs[i];
-		if (p->flags & FERRY_PR_PRESENT) {
-			r = batch_add(b, p->vaddr, p->nr_pages * PAGE_SIZE, err);
-		} else {
-			/* a run without data must not overtake data still in the batch */
-			r = batch_flush(b, err);
-			if (r == 0)
-				r = xfer_add_run(x, p->vaddr, p->nr_pages, p->flags, err);
-		}
-	}
+	else if ((r = -pthread_create(&wt, NULL, writer, m)) < 0)
+		ferry_fail(err, -r, "start the writer thread");
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; r == 0 && i < plan->n; i++)
+		r = add_run(m, &plan->runs[i], err);
 	if (r == 0)
-		r = batch_flush(b, err);
-	if (b->mem_fd >= 0)
-		close(b->mem_fd);
-	free(b->buf);
-	free(b);
+		r = submit(m, err);
+	pthread_mutex_lock(&m->mu);
+	while (r == 0 && (m->slot[0].full || m->slot[1].full))
+		pthread_cond_wait(&m->cv, &m->mu);
+	m->stop = true;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	pthread_join(wt, NULL);
+	if (r == 0 && m->werr) {
+		r = m->werr;
+		*err = m->wmsg;
+	}
+out:
+	if (m->mem_fd >= 0)
+		close(m->mem_fd);
+	free(m->slot[0].buf);
+	free(m->slot[1].buf);
+	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->cv);
+	free(m);
 	return r;
 }
