@@ -195,7 +195,9 @@ int wire_recv(int fd, void *buf, size_t len, int timeout_ms, bool eof_ok, const 
 	size_t done = 0;
 
 	while (done < len) {
-		if (timeout_ms >= 0) {
+		/* take what is there; wait (bounded) only when nothing is */
+		ssize_t got = recv(fd, (char *)buf + done, len - done, MSG_DONTWAIT);
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			struct pollfd p = {.fd = fd, .events = POLLIN};
 			int r = poll(&p, 1, timeout_ms);
 			if (r < 0 && errno == EINTR)
@@ -206,8 +208,8 @@ int wire_recv(int fd, void *buf, size_t len, int timeout_ms, bool eof_ok, const 
 				return ferry_refuse(err, ETIMEDOUT,
 						    "%s sent nothing for %d s: dropped as stalled",
 						    peer, timeout_ms / 1000);
+			continue;
 		}
-		ssize_t got = recv(fd, (char *)buf + done, len - done, 0);
 		if (got < 0) {
 			if (errno == EINTR)
 				continue;
