@@ -65,6 +65,14 @@ void cli_error(const char *cmd, const struct ferry_err *err);
 /* Write a pid file (relative to the caller's cwd); returns 0 or -errno after printing. */
 int cli_write_pidfile(const char *cmd, const char *path, pid_t pid);
 
+/*
+ * -d: fork a daemon. The parent waits until the daemon writes a byte to
+ * *ready_fd, writes pidfile, and gets 1 (exit 0) or -1 (exit 1, message
+ * printed); the daemon gets 0, with stdio on /dev/null (stderr too when
+ * logging to a file) and *ready_fd to write once it is ready.
+ */
+int cli_daemonize(const char *cmd, const char *pidfile, int *ready_fd);
+
 int cmd_check(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_pre_dump(int argc, char **argv);

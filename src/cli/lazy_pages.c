@@ -32,7 +32,6 @@ int cmd_lazy_pages(int argc, char **argv)
 {
 	struct ferry_opts o;
 	struct ferry_err err;
-	int ready[2] = {-1, -1};
 	int r;
 
 	r = opts_parse("lazy-pages", argc, argv,
@@ -49,28 +48,9 @@ int cmd_lazy_pages(int argc, char **argv)
 				      .address = o.address ? o.address : "127.0.0.1",
 				      .port = o.port, .auth_key = o.auth_key, .ready_fd = -1};
 	if (o.detached) {
-		if (pipe2(ready, O_CLOEXEC) < 0)
-			return 1;
-		pid_t pid = fork();
-		if (pid < 0)
-			return 1;
-		if (pid > 0) {
-			char c;
-			close(ready[1]);
-			if (read(ready[0], &c, 1) != 1) {
-				fprintf(stderr, "ferry lazy-pages: the daemon did not start (see its log)\n");
-				return 1;
-			}
-			if (o.pidfile && cli_write_pidfile("lazy-pages", o.pidfile, pid) < 0)
-				return 1;
-			return 0;
-		}
-		close(ready[0]);
-		setsid();
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 0);
-		dup2(null, 1);
-		lo.ready_fd = ready[1];
+		r = cli_daemonize("lazy-pages", o.pidfile, &lo.ready_fd);
+		if (r)
+			return r > 0 ? 0 : 1;
 	} else if (o.pidfile && cli_write_pidfile("lazy-pages", o.pidfile, getpid()) < 0) {
 		return 1;
 	}

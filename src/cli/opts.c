@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -179,5 +180,48 @@ int cli_write_pidfile(const char *cmd, const char *path, pid_t pid)
 		cli_error(cmd, &err);
 		return -1;
 	}
+	return 0;
+}
+
+int cli_daemonize(const char *cmd, const char *pidfile, int *ready_fd)
+{
+	int ready[2];
+	char c;
+
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		fprintf(stderr, "ferry %s: pipe: %s\n", cmd, strerror(errno));
+		return -1;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "ferry %s: fork: %s\n", cmd, strerror(errno));
+		return -1;
+	}
+	if (pid > 0) {
+		close(ready[1]);
+		ssize_t n = read(ready[0], &c, 1);
+		close(ready[0]);
+		if (n != 1) {
+			fprintf(stderr, "ferry %s: the daemon did not start (see its log)\n", cmd);
+			return -1;
+		}
+		if (pidfile && cli_write_pidfile(cmd, pidfile, pid) < 0) {
+			kill(pid, SIGTERM);
+			return -1;
+		}
+		return 1;
+	}
+	close(ready[0]);
+	setsid();
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		if (log_to_file())
+			dup2(null, 2);
+		close(null);
+	}
+	*ready_fd = ready[1];
 	return 0;
 }

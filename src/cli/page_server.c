@@ -65,30 +65,12 @@ static int serve_lazy_images(const struct ferry_opts *o)
 	struct lazy_src_opts lo = {.address = o->address, .port = o->port,
 				   .auth_key = o->auth_key, .ready_fd = -1, .listen_fd = -1};
 	struct ferry_err err;
-	int ready[2];
 
 	ferry_err_clear(&err);
 	if (o->detached) {
-		if (pipe2(ready, O_CLOEXEC) < 0)
-			return 1;
-		pid_t pid = fork();
-		if (pid < 0)
-			return 1;
-		if (pid > 0) {
-			char c;
-			close(ready[1]);
-			if (read(ready[0], &c, 1) != 1) {
-				fprintf(stderr, "ferry page-server: the lazy source did not start\n");
-				return 1;
-			}
-			if (o->pidfile && cli_write_pidfile("page-server", o->pidfile, pid) < 0)
-				return 1;
-			return 0;
-		}
-		close(ready[0]);
-		setsid();
-		daemon_stdio();
-		lo.ready_fd = ready[1];
+		int r = cli_daemonize("page-server", o->pidfile, &lo.ready_fd);
+		if (r)
+			return r > 0 ? 0 : 1;
 	} else if (o->pidfile && cli_write_pidfile("page-server", o->pidfile, getpid()) < 0) {
 		return 1;
 	}

@@ -179,17 +179,27 @@ static const struct page_xfer_ops local_ops = {
 	.destroy = local_destroy,
 };
 
-int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **out, struct ferry_err *err)
+static struct xfer_local *local_new(int dirfd, pid_t pid)
 {
 	struct xfer_local *x = calloc(1, sizeof(*x));
-	char name[64];
 
 	if (!x)
-		return ferry_fail(err, ENOMEM, "page xfer");
+		return NULL;
 	x->x.ops = &local_ops;
 	x->dirfd = dirfd;
 	x->pid = pid;
 	x->off = FERRY_PAGES_DATA_OFF;
+	x->pages_fd = -1;
+	return x;
+}
+
+int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **out, struct ferry_err *err)
+{
+	struct xfer_local *x = local_new(dirfd, pid);
+	char name[64];
+
+	if (!x)
+		return ferry_fail(err, ENOMEM, "page xfer");
 	img_name(name, sizeof(name), "pages", pid);
 	x->pages_fd = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (x->pages_fd < 0) {
@@ -203,15 +213,10 @@ int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **out, struct ferry_e
 
 int xfer_runs_open(int dirfd, pid_t pid, struct page_xfer **out, struct ferry_err *err)
 {
-	struct xfer_local *x = calloc(1, sizeof(*x));
+	struct xfer_local *x = local_new(dirfd, pid);
 
 	if (!x)
 		return ferry_fail(err, ENOMEM, "page xfer");
-	x->x.ops = &local_ops;
-	x->dirfd = dirfd;
-	x->pid = pid;
-	x->off = FERRY_PAGES_DATA_OFF;
-	x->pages_fd = -1;
 	*out = &x->x;
 	return 0;
 }
