@@ -268,9 +268,46 @@ run_e2e()
 	current_T=""
 }
 
+# ---------------------------------------------------------------- fuzz targets
+
+# run_fuzz FILE: build a libFuzzer target with clang (the "// Build:" line at
+# its top says how) and run it for FUZZ_SECONDS; a crash fails it.
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+run_fuzz()
+{
+	local f=$1 name out cmd bin dir
+	name=fuzz/$(basename "$f" .c)
+	if ! command -v clang >/dev/null; then
+		skip_line "$name" "clang is not installed"
+		return
+	fi
+	cmd=$(head -n 1 "$f" | sed -n 's|^// Build: ||p' | sed 's| && .*||')
+	if [ -z "$cmd" ]; then
+		skip_line "$name" "no // Build: line at the top"
+		return
+	fi
+	cmd=${cmd//-Ibuild/-I$BUILD}
+	cmd=${cmd//build\//$BUILD/}
+	bin=$BUILD/$(basename "$f" .c)
+	out=$(mktemp)
+	dir=$(mktemp -d)
+	if ! (cd "$ROOT" && eval "$cmd") >"$out" 2>&1; then
+		fail_line "$name (build)" "$out"
+	elif (cd "$dir" && timeout $((FUZZ_SECONDS + 60)) "$bin" -max_total_time="$FUZZ_SECONDS" \
+		-rss_limit_mb=2048) >"$out" 2>&1; then
+		pass_line "$name ($(grep -o 'Done [0-9]* runs' "$out" | head -n 1))"
+	else
+		fail_line "$name" "$out"
+	fi
+	rm -rf "$out" "$dir"
+}
+
 if [ -z "$PATTERN" ]; then
 	run_unit "$BUILD" unit
 	run_unit "$ASAN_BUILD" unit-asan
+	for f in "$ROOT"/tests/fuzz/*.c; do
+		[ -e "$f" ] && run_fuzz "$f"
+	done
 fi
 
 for f in "$ROOT"/tests/e2e/*.sh; do

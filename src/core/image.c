@@ -87,6 +87,41 @@ static int check_hdr(const struct img_hdr *h, const char *name, struct ferry_err
 	return 0;
 }
 
+int img_decode(const uint8_t *data, size_t size, const char *name, enum img_kind *kind,
+	       ProtobufCMessage **out, struct ferry_err *err)
+{
+	struct img_hdr h;
+	uint64_t len;
+	int r;
+
+	*out = NULL;
+	if (size < sizeof(h))
+		return ferry_refuse(err, EINVAL, "image %s: truncated header (%zu bytes)", name, size);
+	memcpy(&h, data, sizeof(h));
+	r = check_hdr(&h, name, err);
+	if (r < 0)
+		return r;
+	*kind = le32toh(h.kind);
+	len = le64toh(h.len);
+	if (*kind == IMG_PAGES)
+		return 0;
+	if (!img_kind_desc(*kind))
+		return ferry_refuse(err, EINVAL, "image %s: unknown kind %u", name, *kind);
+	if (len > FERRY_IMG_MAX_PAYLOAD || size != FERRY_IMG_HDR_SIZE + len)
+		return ferry_refuse(err, EINVAL,
+				    "image %s: truncated or padded (header says %llu payload bytes, "
+				    "file has %zu)",
+				    name, (unsigned long long)len, size - FERRY_IMG_HDR_SIZE);
+	if (XXH3_64bits(data + FERRY_IMG_HDR_SIZE, len) != le64toh(h.csum))
+		return ferry_refuse(err, EINVAL, "image %s: checksum mismatch, the image is corrupt",
+				    name);
+	*out = protobuf_c_message_unpack(img_kind_desc(*kind), NULL, len, data + FERRY_IMG_HDR_SIZE);
+	if (!*out)
+		return ferry_refuse(err, EINVAL, "image %s: cannot decode %s message", name,
+				    img_kind_name(*kind));
+	return 0;
+}
+
 int img_read_any(int dirfd, const char *name, enum img_kind *kind, ProtobufCMessage **out,
 		 struct ferry_err *err)
 {
@@ -94,7 +129,6 @@ int img_read_any(int dirfd, const char *name, enum img_kind *kind, ProtobufCMess
 	_cleanup_free_ uint8_t *buf = NULL;
 	struct img_hdr h;
 	struct stat st;
-	uint64_t len;
 	int r;
 
 	*out = NULL;
@@ -105,37 +139,26 @@ int img_read_any(int dirfd, const char *name, enum img_kind *kind, ProtobufCMess
 	r = read_all(fd, &h, sizeof(h));
 	if (r == -EIO)
 		return ferry_refuse(err, EINVAL, "image %s: truncated header (%lld bytes)", name,
-				  (long long)st.st_size);
+				    (long long)st.st_size);
 	if (r < 0)
 		return ferry_fail(err, -r, "read image %s", name);
 	r = check_hdr(&h, name, err);
 	if (r < 0)
 		return r;
-	*kind = le32toh(h.kind);
-	len = le64toh(h.len);
-	if (*kind == IMG_PAGES)
+	if (le32toh(h.kind) == IMG_PAGES) { /* raw data: only the header is read */
+		*kind = IMG_PAGES;
 		return 0;
-	if (!img_kind_desc(*kind))
-		return ferry_refuse(err, EINVAL, "image %s: unknown kind %u", name, *kind);
-	if (len > FERRY_IMG_MAX_PAYLOAD || (uint64_t)st.st_size != FERRY_IMG_HDR_SIZE + len)
-		return ferry_refuse(err, EINVAL,
-				  "image %s: truncated or padded (header says %llu payload bytes, file has %lld)",
-				  name, (unsigned long long)len,
-				  (long long)st.st_size - FERRY_IMG_HDR_SIZE);
-	buf = malloc(len ? len : 1);
+	}
+	if ((uint64_t)st.st_size > FERRY_IMG_HDR_SIZE + FERRY_IMG_MAX_PAYLOAD)
+		return ferry_refuse(err, EINVAL, "image %s: %lld bytes, too large", name,
+				    (long long)st.st_size);
+	buf = malloc(st.st_size ? st.st_size : 1);
 	if (!buf)
 		return ferry_fail(err, ENOMEM, "read image %s", name);
-	r = read_all(fd, buf, len);
+	r = pread_all(fd, buf, st.st_size, 0);
 	if (r < 0)
 		return ferry_fail(err, r == -EIO ? EINVAL : -r, "read image %s", name);
-	if (XXH3_64bits(buf, len) != le64toh(h.csum))
-		return ferry_refuse(err, EINVAL, "image %s: checksum mismatch, the image is corrupt",
-				  name);
-	*out = protobuf_c_message_unpack(img_kind_desc(*kind), NULL, len, buf);
-	if (!*out)
-		return ferry_refuse(err, EINVAL, "image %s: cannot decode %s message", name,
-				  img_kind_name(*kind));
-	return 0;
+	return img_decode(buf, st.st_size, name, kind, out, err);
 }
 
 int img_read(int dirfd, const char *name, enum img_kind kind, ProtobufCMessage **out,

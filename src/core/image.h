@@ -74,6 +74,10 @@ int img_write(int dirfd, const char *name, enum img_kind kind, const ProtobufCMe
 int img_read(int dirfd, const char *name, enum img_kind kind, ProtobufCMessage **out,
 	     struct ferry_err *err);
 
+/* Decode an image held in memory (header and payload), as img_read_any does. */
+int img_decode(const uint8_t *data, size_t size, const char *name, enum img_kind *kind,
+	       ProtobufCMessage **out, struct ferry_err *err);
+
 /* Read any image file: fills its kind and message (NULL for pages files). */
 int img_read_any(int dirfd, const char *name, enum img_kind *kind, ProtobufCMessage **out,
 		 struct ferry_err *err);
