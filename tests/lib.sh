@@ -213,6 +213,13 @@ wl_start()
 	track_pid "$WL_PID"
 }
 
+# wl_ready NAME ARGS...: wl_start, then wl_wait_ready.
+wl_ready()
+{
+	wl_start "$@"
+	wl_wait_ready
+}
+
 # wait_line FILE REGEX [TIMEOUT]: wait for a line of FILE to match REGEX.
 wait_line()
 {
@@ -317,6 +324,35 @@ dump_restore_check()
 	ferry_restore "$T/img"
 	[ "$RESTORED_PID" = "$pid" ] || fail "restored with pid $RESTORED_PID, dumped $pid"
 	wl_expect_pass "$RESTORED_PID" "$WL_OUT"
+}
+
+# interp_loop_check NAME CMD ARGS...: an interpreter running a script that
+# appends to $T/NAME.out (given as its last argument) "# expected SUM", then
+# `ready`, then "# iter I SUM" every few ms, SUM being the checksum of its data,
+# is dumped and restored with the same pid, and goes on: its iteration count
+# continues where it stopped and every SUM is the expected one.
+interp_loop_check()
+{
+	local name=$1 pid out last expected bad
+	shift
+	out=$T/$name.out
+	bg_start "$name" "$@" "$out"
+	pid=$BG_PID
+	wl_wait_ready "$pid" "$out"
+	wait_line "$out" '^# iter 5 ' || fail "$name did not reach iteration 5"
+
+	ferry_dump "$pid" "$T/img"
+	last=$(sed -n 's/^# iter \([0-9]*\) .*/\1/p' "$out" | tail -n 1)
+	ferry_restore "$T/img"
+	[ "$RESTORED_PID" = "$pid" ] || fail "restored with pid $RESTORED_PID, dumped $pid"
+
+	wait_line "$out" "^# iter $((last + 1)) " || fail "no iteration $((last + 1)) after restore (last: $last)"
+	wait_line "$out" "^# iter $((last + 5)) " || fail "no iteration $((last + 5)) after restore"
+	expected=$(sed -n 's/^# expected //p' "$out")
+	bad=$(awk -v e="$expected" '$2 == "iter" && $4 != e' "$out" | head -n 3)
+	[ -z "$bad" ] || fail "checksum differs from $expected: $bad"
+	pid_alive "$pid" || fail "$name exited after restore"
+	say "$name went on from iteration $last to $(sed -n 's/^# iter \([0-9]*\) .*/\1/p' "$out" | tail -n 1), checksum $expected"
 }
 
 # expect_fail_cmd PATTERN CMD ARGS...: CMD must fail cleanly: an exit status

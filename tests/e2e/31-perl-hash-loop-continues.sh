@@ -31,21 +31,4 @@ for (my $i = 1; ; $i++) {
 }
 PLEOF
 
-bg_start perl perl "$T/hash.pl" "$T/perl.out"
-pid=$BG_PID
-out=$T/perl.out
-wl_wait_ready "$pid" "$out"
-wait_line "$out" '^# iter 5 ' || fail "perl did not reach iteration 5"
-
-ferry_dump "$pid" "$T/img"
-last=$(sed -n 's/^# iter \([0-9]*\) .*/\1/p' "$out" | tail -n 1)
-ferry_restore "$T/img"
-[ "$RESTORED_PID" = "$pid" ] || fail "restored with pid $RESTORED_PID, dumped $pid"
-
-wait_line "$out" "^# iter $((last + 1)) " || fail "no iteration $((last + 1)) after restore (last: $last)"
-wait_line "$out" "^# iter $((last + 5)) " || fail "no iteration $((last + 5)) after restore"
-expected=$(sed -n 's/^# expected //p' "$out")
-bad=$(awk -v e="$expected" '$2 == "iter" && $4 != e' "$out" | head -n 3)
-[ -z "$bad" ] || fail "checksum differs from $expected: $bad"
-pid_alive "$pid" || fail "perl exited after restore"
-say "perl went on from iteration $last, checksum $expected"
+interp_loop_check perl perl "$T/hash.pl"

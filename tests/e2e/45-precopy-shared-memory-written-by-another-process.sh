@@ -3,27 +3,7 @@
 # /proc/PID/map_files, so the target's dirty tracking never sees them), made
 # after the pre-copy round that saved those pages, are in the restored process.
 . "$(dirname "$0")/../lib.sh"
-
-# step K: the workload performs its step K.
-step()
-{
-	kill -USR1 "$pid" || fail "cannot signal $pid for step $1"
-	wait_line "$WL_OUT" "^# step $1 done\$" || fail "step $1 not done within $PASS_TIMEOUT s"
-}
-
-# pre_dump DIR [OPTIONS...]: a pre-copy round of pid must succeed and leave it running.
-pre_dump()
-{
-	local dir=$1 rc
-	shift
-	_SEQ=$((_SEQ + 1))
-	run_ferry "predump.$_SEQ" pre-dump -t "$pid" -D "$dir" -v4 -o "$T/predump.$_SEQ.log" "$@"
-	rc=$?
-	[ "$rc" = 0 ] ||
-		fail "ferry pre-dump -t $pid -D ${dir#"$T"/} $* failed (exit $rc): $(tail -n 3 "$T/predump.$_SEQ.err")"
-	[ -f "$dir/inventory.img" ] || fail "pre-dump succeeded but ${dir#"$T"/} has no inventory.img"
-	pid_alive "$pid" || fail "target $pid is gone after pre-dump ${dir#"$T"/}"
-}
+. "$(dirname "$0")/../lib_precopy.sh"
 
 # external_write FILE FIRST_PAGE: another process (dd) writes FILE into the
 # target's memfd pages from FIRST_PAGE on, through the memfd itself.
@@ -41,9 +21,7 @@ mem_pages()
 }
 
 PAGE=$(getconf PAGESIZE)
-wl_start dirty
-wl_wait_ready
-pid=$WL_PID
+dirty_start
 read -r m_hex m_pages m_ext < <(sed -n 's/^# M 0x\([0-9a-f]*\) \([0-9]*\) \([0-9]*\)$/\1 \2 \3/p' "$WL_OUT")
 [ -n "${m_ext:-}" ] || fail "the workload did not say where M is"
 m_addr=$((16#$m_hex))
@@ -69,8 +47,7 @@ mem_pages "$pid" "$m_ext" "$n_ext" "$T/before.bin"
 cmp -s "$T/before.bin" "$T/want.bin" || fail "the writes through map_files do not show in the target itself"
 
 ferry_dump "$pid" "$T/final" --prev-images-dir ../r2 --track-mem
-ferry_restore "$T/final"
-[ "$RESTORED_PID" = "$pid" ] || fail "restored with pid $RESTORED_PID, dumped $pid"
+restored_as_dumped "$T/final"
 mem_pages "$RESTORED_PID" "$m_ext" "$n_ext" "$T/after.bin"
 if ! cmp -s "$T/after.bin" "$T/want.bin"; then
 	bad=$(cmp "$T/after.bin" "$T/want.bin" 2>&1 | sed -n 's/.* byte \([0-9]*\).*/\1/p')

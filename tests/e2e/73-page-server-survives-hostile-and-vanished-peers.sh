@@ -7,22 +7,9 @@
 # visible, and a good session afterwards is served and committed.
 # Needs only `ferry page-server` (a small Python client speaks the protocol).
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/../lib_pageserver.sh"
 
 "$FERRY" page-server --help >/dev/null 2>&1 || skip "ferry has no page-server command"
-
-ps_start()
-{
-	local dir=$1 name=$2 try
-	shift 2
-	for try in 1 2 3 4 5 6 7 8; do
-		PS_PORT=$((20000 + RANDOM % 40000))
-		run_ferry "$name.$try" page-server -D "$dir" --port "$PS_PORT" --address 127.0.0.1 \
-			-d --pidfile "$T/$name.pid" -v4 -o "$T/$name.log" "$@" && break
-		grep -q "in use" "$T/$name.$try.err" || fail "page-server failed: $(cat "$T/$name.$try.err")"
-	done
-	PS_PID=$(cat "$T/$name.pid") || fail "page-server -d wrote no pid file"
-	track_pid "$PS_PID"
-}
 
 cat >"$T/client.py" <<'PYEOF'
 # A minimal page-server client (docs/protocol.md), for hostile experiments.
