@@ -314,8 +314,10 @@ int lazy_serve_images(const char *dir, const struct lazy_src_opts *o, struct fer
 	uint32_t pid = pst->entries[0]->pid;
 	protobuf_c_message_free_unpacked(&pst->base, NULL);
 	r = page_read_open_local(dir, pid, &pr, err);
-	if (r < 0)
+	if (r < 0) {
+		page_read_close(&pr);
 		return r;
+	}
 	struct server s = {.read = read_images, .ctx = &pr, .pid = pid, .ls = -1,
 			   .snapshot = o->snapshot_id};
 	r = serve(&s, o, err);

@@ -26,8 +26,9 @@ static int check_runs(const struct page_layer *l, struct ferry_err *err)
 		prev_end = r->vaddr + r->nr_pages * PAGE_SIZE;
 		if (!(r->flags & FERRY_PR_PRESENT))
 			continue;
-		if (!r->has_off || r->off < FERRY_PAGES_DATA_OFF ||
-		    r->off + r->nr_pages * PAGE_SIZE > FERRY_PAGES_DATA_OFF + l->data_len)
+		uint64_t end = FERRY_PAGES_DATA_OFF + l->data_len;
+		if (!r->has_off || r->off < FERRY_PAGES_DATA_OFF || r->off > end ||
+		    r->nr_pages * PAGE_SIZE > end - r->off)
 			return ferry_refuse(err, EINVAL,
 					  "%s: page run at %#lx points outside the page data",
 					  l->path, (unsigned long)r->vaddr);
@@ -155,7 +156,11 @@ static int resolve(const struct page_read *pr, int layer, uint64_t addr, uint64_
 		const PageRun *r = pm->runs[i];
 		uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE;
 		if (r->vaddr > addr)
-			break;
+			return ferry_refuse(err, EINVAL,
+					    "pages %#lx-%#lx are holes, but the parent image %s lacks them",
+					    (unsigned long)addr,
+					    (unsigned long)(r->vaddr < end ? r->vaddr : end),
+					    pr->layers[layer].path);
 		uint64_t stop = rend < end ? rend : end;
 		int ret = 0;
 		if (r->flags & FERRY_PR_PRESENT)

@@ -33,6 +33,7 @@ struct page_read {
 	int nr_layers;
 };
 
+/* On failure too, the caller calls page_read_close(). */
 int page_read_open_local(const char *dir, pid_t pid, struct page_read *pr, struct ferry_err *err);
 void page_read_close(struct page_read *pr);
 
