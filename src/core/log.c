@@ -22,6 +22,11 @@ int log_open(const char *path)
 	return 0;
 }
 
+int log_fileno(void)
+{
+	return log_fd;
+}
+
 int log_to_file(void)
 {
 	return log_fd != 2;

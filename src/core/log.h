@@ -12,7 +12,8 @@ extern int ferry_log_level;
 
 int log_open(const char *path); /* -o FILE; returns -errno */
 void log_set_level(int level);
-int log_to_file(void); /* 1 if -o sent the log to a file */
+int log_to_file(void);
+int log_fileno(void);  /* the fd the log goes to */ /* 1 if -o sent the log to a file */
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define pr_err(...) log_msg(LOG_ERR, __VA_ARGS__)

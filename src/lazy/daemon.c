@@ -168,36 +168,35 @@ static int seg_add(struct lproc *p, struct seg s)
 static int send_get(struct daemon *d, bool urgent, uint64_t dump_addr, uint64_t nr,
 		    struct ferry_err *err);
 
-static int install(struct daemon *d, struct lproc *p, uint64_t dst, const uint8_t *src,
-		   uint64_t len)
+/*
+ * UFFDIO_COPY [dst, dst+len). Returns the bytes not installed because the
+ * process is changing its mappings (EAGAIN: its event must be read first;
+ * those pages go back to the missing set), or a negative errno.
+ */
+static int64_t install(struct daemon *d, struct lproc *p, uint64_t dst, const uint8_t *src,
+		       uint64_t len)
 {
 	while (len) {
 		struct uffdio_copy cp = {.dst = dst, .src = (uintptr_t)src, .len = len};
 		if (ioctl(p->uffd, UFFDIO_COPY, &cp) == 0)
 			return 0;
+		uint64_t done = cp.copy > 0 ? (uint64_t)cp.copy : 0;
 		if (errno == EAGAIN) {
-			if (cp.copy > 0) {
-				dst += cp.copy;
-				src += cp.copy;
-				len -= cp.copy;
-			}
-			continue;
-		}
-		if (errno == EEXIST) { /* already there (a fault raced the background) */
-			uint64_t done = cp.copy > 0 ? (uint64_t)cp.copy : 0;
+			if (!done)
+				return len;
+		} else if (errno == EEXIST) { /* already there (a fault raced the background) */
 			done += PAGE_SIZE;
-			if (done >= len)
-				return 0;
-			dst += done;
-			src += done;
-			len -= done;
-			continue;
-		}
-		if (errno == ESRCH || errno == ENOENT) {
+		} else if (errno == ESRCH || errno == ENOENT) {
 			p->gone = true;
 			return 0;
+		} else {
+			return -errno;
 		}
-		return -errno;
+		if (done >= len)
+			return 0;
+		dst += done;
+		src += done;
+		len -= done;
 	}
 	return 0;
 }
@@ -219,12 +218,23 @@ static int deliver(struct daemon *d, uint64_t addr, uint64_t len, const uint8_t 
 			if (de <= addr || ds >= addr + len)
 				continue;
 			uint64_t from = ds > addr ? ds : addr, to = de < addr + len ? de : addr + len;
-			uint64_t cur = from - s->delta;
+			int64_t delta = s->delta; /* s moves when the set changes */
+			uint64_t cur = from - delta;
 			if (seg_remove(p, cur, cur + (to - from), hit, &nhit, ARRAY_SIZE(hit)) < 0)
 				return ferry_fail(err, ENOMEM, "page segments");
-			int r = install(d, p, cur, data + (from - addr), to - from);
-			if (r < 0)
-				return ferry_fail(err, -r, "install pages at %#lx", (unsigned long)cur);
+			int64_t left = install(d, p, cur, data + (from - addr), to - from);
+			if (left < 0)
+				return ferry_fail(err, (int)-left, "install pages at %#lx",
+						  (unsigned long)cur);
+			if (left > 0) {
+				/* the mappings are changing: read that event first, fetch these again */
+				uint64_t back = cur + (to - from) - left;
+				if (seg_add(p, (struct seg){back, back + left, delta, false}) < 0)
+					return ferry_fail(err, ENOMEM, "page segments");
+				struct uffdio_range w = {.start = back, .len = left};
+				ioctl(p->uffd, UFFDIO_WAKE, &w);
+				break;
+			}
 			k = (size_t)-1; /* the set changed: look again */
 		}
 	}
@@ -365,9 +375,9 @@ static int on_fault(struct daemon *d, struct lproc *p, uint64_t addr, struct fer
 	}
 	/* not missing: dropped (madvise/munmap), never saved, or already installed */
 	struct uffdio_zeropage z = {.range = {.start = page, .len = PAGE_SIZE}};
-	if (ioctl(p->uffd, UFFDIO_ZEROPAGE, &z) < 0 && errno != EAGAIN) {
+	if (ioctl(p->uffd, UFFDIO_ZEROPAGE, &z) < 0) {
 		struct uffdio_range w = {.start = page, .len = PAGE_SIZE};
-		if (errno == EEXIST)
+		if (errno == EEXIST || errno == EAGAIN) /* installed, or retry after the event */
 			ioctl(p->uffd, UFFDIO_WAKE, &w);
 		else if (errno == ESRCH || errno == ENOENT)
 			p->gone = true;
@@ -571,7 +581,9 @@ static void guardian(int sock, pid_t pid)
 		}
 		break; /* the daemon is gone */
 	}
-	fprintf(stderr, "ferry lazy-pages: the daemon died before all pages of pid %d arrived: "
+	pr_err("lazy-pages: the daemon ended before all pages of pid %d arrived: killing it "
+	       "rather than let it run on missing memory", pid);
+	fprintf(stderr, "ferry lazy-pages: the daemon ended before all pages of pid %d arrived: "
 			"killing it rather than let it run on missing memory\n",
 		pid);
 	char path[64], *text = NULL;
@@ -596,7 +608,15 @@ static int start_guardian(struct daemon *d, pid_t pid, struct ferry_err *err)
 	if (g < 0)
 		return ferry_fail_errno(err, "fork the guardian");
 	if (g == 0) {
-		close(sv[0]);
+		/* it keeps nothing of the daemon's but its log and this socket */
+		int keep[] = {0, 1, 2, sv[1], log_fileno()};
+		for (int fd = 3; fd < 4096; fd++) {
+			bool k = false;
+			for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
+				k |= keep[i] == fd;
+			if (!k)
+				close(fd);
+		}
 		if (fork() > 0)
 			_exit(0);
 		guardian(sv[1], pid);
@@ -821,8 +841,12 @@ static int loop(struct daemon *d, struct ferry_err *err)
 					continue;
 				if (tag >= 100)
 					r = read_uffd(d, &d->p[tag - 100], err);
-				else if (tag == 10 || tag == 11)
+				else if (tag == 10 || tag == 11) {
 					r = recv_answer(d, d->conn[tag - 10], err);
+					if (r < 0)
+						ferry_wrap(err, "lost the source before every page "
+								"arrived");
+				}
 				else if (tag == 1 && d->client < 0) {
 					d->client = accept4(d->ls, NULL, NULL, SOCK_CLOEXEC);
 					struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 2};

@@ -204,6 +204,8 @@ static int serve(struct server *s, const struct lazy_src_opts *o, struct ferry_e
 	r = 0;
 	while (!s->done) {
 		struct pollfd p[MAX_CONNS + 1];
+		if (s->n == 0 && !s->committed && s->had_conn)
+			break; /* the destination left before it committed: give the process back */
 		int np = 0;
 		for (int i = 0; i < s->n; i++)
 			p[np++] = (struct pollfd){s->c[i].fd, POLLIN, 0};
@@ -244,10 +246,6 @@ static int serve(struct server *s, const struct lazy_src_opts *o, struct ferry_e
 		}
 		if (p[np - 1].revents & POLLIN)
 			accept_one(s);
-		if (s->n == 0 && !s->committed && s->had_conn) {
-			/* the destination left before it committed: give the process back */
-			break;
-		}
 next:;
 	}
 	for (int i = s->n - 1; i >= 0; i--)

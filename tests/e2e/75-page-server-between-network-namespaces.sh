@@ -16,7 +16,7 @@ netns_cleanup()
 	ip netns del "$NS_SRC" 2>/dev/null
 	ip netns del "$NS_DST" 2>/dev/null
 }
-trap 'netns_cleanup; cleanup' EXIT
+trap 'rc=$?; netns_cleanup; (exit $rc); cleanup' EXIT
 ip netns add "$NS_SRC" || skip "cannot create network namespaces"
 ip netns add "$NS_DST" || fail "cannot create a second network namespace"
 ip link add veth-s$$ netns "$NS_SRC" type veth peer name veth-d$$ netns "$NS_DST" ||
