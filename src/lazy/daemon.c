@@ -41,8 +41,8 @@
 #define MAX_PROCS 64
 #define MAX_REQS 64
 #define WIN_MIN (64UL << 10)
-#define WIN_MAX (1UL << 20)
-#define BULK_IN_FLIGHT 2
+#define WIN_MAX (2UL << 20)
+#define BULK_IN_FLIGHT 4
 
 struct seg {
 	uint64_t start, end;
@@ -57,6 +57,7 @@ struct lproc {
 	size_t n, cap;
 	uint64_t last_fault;
 	bool gone;
+	bool moved; /* an mremap moved segments: deltas are not all 0 */
 };
 
 struct req {
@@ -211,8 +212,11 @@ static int deliver(struct daemon *d, uint64_t addr, uint64_t len, const uint8_t 
 		size_t nhit;
 		if (p->gone)
 			continue;
-		/* segments overlapping the dump range, possibly moved by mremap */
-		for (size_t k = 0; k < p->n; k++) {
+		/* segments overlapping the dump range, possibly moved by mremap; before
+		 * any mremap every delta is 0 and the search can start at addr */
+		for (size_t k = p->moved ? 0 : seg_lower(p, addr); k < p->n; k++) {
+			if (!p->moved && p->s[k].start >= addr + len)
+				break;
 			struct seg *s = &p->s[k];
 			uint64_t ds = s->start + s->delta, de = s->end + s->delta;
 			if (de <= addr || ds >= addr + len)
@@ -235,7 +239,8 @@ static int deliver(struct daemon *d, uint64_t addr, uint64_t len, const uint8_t 
 				ioctl(p->uffd, UFFDIO_WAKE, &w);
 				break;
 			}
-			k = (size_t)-1; /* the set changed: look again */
+			/* the set changed: look again */
+			k = p->moved ? (size_t)-1 : seg_lower(p, addr) - 1;
 		}
 	}
 	return 0;
@@ -398,6 +403,7 @@ static int on_event(struct daemon *d, struct lproc *p, const struct uffd_msg *m,
 		if (r < 0)
 			return r;
 		struct lproc *c = &d->p[d->np - 1];
+		c->moved = p->moved;
 		for (size_t i = 0; i < p->n; i++)
 			if (seg_add(c, (struct seg){p->s[i].start, p->s[i].end, p->s[i].delta, false}) < 0)
 				return ferry_fail(err, ENOMEM, "page segments");
@@ -416,6 +422,7 @@ static int on_event(struct daemon *d, struct lproc *p, const struct uffd_msg *m,
 			s.end = s.end - from + to;
 			s.delta -= (int64_t)(to - from);
 			s.pending = false;
+			p->moved = true;
 			if (seg_add(p, s) < 0)
 				return ferry_fail(err, ENOMEM, "page segments");
 		}
