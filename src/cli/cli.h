@@ -26,6 +26,7 @@ enum opt_bit {
 	OPT_JSON = 1 << 12,
 	OPT_NO_TRACK = 1 << 13,    /* --no-dirty-tracking */
 	OPT_AUTH_KEY = 1 << 14,
+	OPT_PREFETCH_AFTER = 1 << 15,
 };
 
 struct ferry_opts {
@@ -44,6 +45,7 @@ struct ferry_opts {
 	bool json;
 	bool no_track;
 	const char *auth_key;
+	int prefetch_after_ms;
 	int verbosity;
 	const char *log_file;
 	/* non-option arguments */

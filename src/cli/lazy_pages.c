@@ -12,7 +12,8 @@
 
 static const char help[] =
 	"usage: ferry lazy-pages -D DIR [--page-server --address SRC --port N]\n"
-	"                        [--auth-key FILE] [-d] [--pidfile FILE] [-v 0-4] [-o LOG]\n"
+	"                        [--auth-key FILE] [--prefetch-after MS] [-d] [--pidfile FILE]\n"
+	"                        [-v 0-4] [-o LOG]\n"
 	"\n"
 	"Serve the memory of a lazy restore (`ferry restore -D DIR --lazy-pages`): each\n"
 	"page the restored process touches is fetched on its fault, the rest in the\n"
@@ -24,6 +25,9 @@ static const char help[] =
 	"  -D, --images-dir DIR  the images of the process (its pagemap says what is lazy)\n"
 	"      --page-server     fetch pages from the source at --address and --port\n"
 	"      --auth-key FILE   pre-shared key of the source\n"
+	"      --prefetch-after MS  start the background transfer MS milliseconds after\n"
+	"                        the process runs (default 0); until then pages only\n"
+	"                        come on faults\n"
 	"  -d, --daemon          return once the daemon is ready\n"
 	"      --pidfile FILE    write its pid to FILE\n"
 	"  -v N, -o FILE         log level and log file\n";
@@ -36,7 +40,7 @@ int cmd_lazy_pages(int argc, char **argv)
 
 	r = opts_parse("lazy-pages", argc, argv,
 		       OPT_DIR | OPT_PAGE_SERVER | OPT_ADDRESS | OPT_PORT | OPT_AUTH_KEY |
-			       OPT_DETACHED | OPT_PIDFILE,
+			       OPT_DETACHED | OPT_PIDFILE | OPT_PREFETCH_AFTER,
 		       help, &o);
 	if (r)
 		return r > 0 ? 0 : 2;
@@ -46,7 +50,8 @@ int cmd_lazy_pages(int argc, char **argv)
 	}
 	struct lazy_daemon_opts lo = {.dir = o.dir, .remote = o.page_server,
 				      .address = o.address ? o.address : "127.0.0.1",
-				      .port = o.port, .auth_key = o.auth_key, .ready_fd = -1};
+				      .port = o.port, .auth_key = o.auth_key, .ready_fd = -1,
+				      .prefetch_after_ms = o.prefetch_after_ms};
 	if (o.detached) {
 		r = cli_daemonize("lazy-pages", o.pidfile, &lo.ready_fd);
 		if (r)

@@ -23,6 +23,7 @@ enum {
 	LO_JSON,
 	LO_NO_TRACK,
 	LO_AUTH_KEY,
+	LO_PREFETCH_AFTER,
 };
 
 static const struct option long_opts[] = {
@@ -42,6 +43,7 @@ static const struct option long_opts[] = {
 	{"json", no_argument, NULL, LO_JSON},
 	{"no-dirty-tracking", no_argument, NULL, LO_NO_TRACK},
 	{"auth-key", required_argument, NULL, LO_AUTH_KEY},
+	{"prefetch-after", required_argument, NULL, LO_PREFETCH_AFTER},
 	{"log-file", required_argument, NULL, 'o'},
 	{"verbosity", optional_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -72,6 +74,7 @@ static unsigned opt_bit_of(int c)
 	case LO_JSON: return OPT_JSON;
 	case LO_NO_TRACK: return OPT_NO_TRACK;
 	case LO_AUTH_KEY: return OPT_AUTH_KEY;
+	case LO_PREFETCH_AFTER: return OPT_PREFETCH_AFTER;
 	default: return 0;
 	}
 }
@@ -122,6 +125,11 @@ int opts_parse(const char *cmd, int argc, char **argv, unsigned allowed, const c
 		case LO_JSON: o->json = true; break;
 		case LO_NO_TRACK: o->no_track = true; break;
 		case LO_AUTH_KEY: o->auth_key = optarg; break;
+		case LO_PREFETCH_AFTER:
+			if (parse_int(optarg, 0, 3600000, &v) < 0)
+				return bad(cmd, "--prefetch-after needs milliseconds (0 to 3600000)");
+			o->prefetch_after_ms = v;
+			break;
 		case 'o': o->log_file = optarg; break;
 		case 'v':
 			if (!optarg && optind < argc && argv[optind][0] >= '0' &&

@@ -84,6 +84,7 @@ struct daemon {
 	uint64_t window;
 	uint8_t *buf;
 	bool running, committed;
+	uint64_t t_running;
 	int guard;         /* socket to the guardian */
 	/* stats */
 	uint64_t fault_pages, bg_pages, faults;
@@ -460,9 +461,15 @@ static int read_uffd(struct daemon *d, struct lproc *p, struct ferry_err *err)
 }
 
 /* Background: the pages nearest to the last fault, in a window that grows. */
+static bool prefetch_due(const struct daemon *d)
+{
+	return d->running &&
+	       mono_ns() - d->t_running >= (uint64_t)d->o->prefetch_after_ms * 1000000ULL;
+}
+
 static int prefetch(struct daemon *d, struct ferry_err *err)
 {
-	while (d->running && d->bulk_in_flight < BULK_IN_FLIGHT) {
+	while (prefetch_due(d) && d->bulk_in_flight < BULK_IN_FLIGHT) {
 		struct lproc *p = NULL;
 		for (int i = 0; i < d->np && !p; i++)
 			for (size_t k = 0; k < d->p[i].n && !p; k++)
@@ -693,6 +700,7 @@ static int on_client(struct daemon *d, struct ferry_err *err)
 	if (buf[0] != 'R')
 		return ferry_refuse(err, EPROTO, "unexpected message from the restore");
 	d->running = true;
+	d->t_running = mono_ns();
 	pr_info("lazy-pages: the process runs, committing");
 	if (d->conn[1] >= 0) {
 		struct wire_msg m = {.h = {.type = WT_COMMIT, .id = ++d->next_id}};
@@ -836,7 +844,14 @@ static int loop(struct daemon *d, struct ferry_err *err)
 		r = prefetch(d, err);
 		if (r < 0)
 			break;
-		int n = epoll_wait(d->ep, evs, ARRAY_SIZE(evs), 1000);
+		int wait_ms = 1000;
+		if (d->running && !prefetch_due(d)) {
+			uint64_t due = d->t_running + (uint64_t)d->o->prefetch_after_ms * 1000000ULL;
+			wait_ms = (int)((due - mono_ns()) / 1000000ULL) + 1;
+			if (wait_ms > 1000)
+				wait_ms = 1000;
+		}
+		int n = epoll_wait(d->ep, evs, ARRAY_SIZE(evs), wait_ms);
 		if (n < 0 && errno != EINTR)
 			return ferry_fail_errno(err, "epoll_wait");
 		/* faults and urgent answers before anything else */

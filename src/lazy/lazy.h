@@ -60,6 +60,7 @@ struct lazy_daemon_opts {
 	int port;
 	const char *auth_key;
 	int ready_fd;         /* written once the socket listens (-1: none) */
+	int prefetch_after_ms; /* background transfer starts this long after the process runs */
 };
 
 int lazy_daemon(const struct lazy_daemon_opts *o, struct ferry_err *err);
