@@ -41,7 +41,7 @@
 #define MAX_PROCS 64
 #define MAX_REQS 64
 #define WIN_MIN (64UL << 10)
-#define WIN_MAX (2UL << 20)
+#define WIN_MAX (1UL << 20)
 #define BULK_IN_FLIGHT 4
 
 struct seg {

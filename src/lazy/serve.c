@@ -27,7 +27,7 @@
 #include "net/wire.h"
 
 #define MAX_CONNS 8
-#define BULK_PAGES 512      /* 2 MiB per bulk answer */
+#define BULK_PAGES 256      /* 1 MiB per bulk answer: a fault waits for at most one */
 #define RECONNECT_MS 30000  /* after COMMIT, how long to wait for the daemon to come back */
 
 struct server {
