@@ -159,8 +159,11 @@ static int plan_private(pid_t pid, int pagemap_fd, const struct mem_area *a, con
 			.vec = (uintptr_t)vec,
 			.vec_len = SCAN_VEC,
 			.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE |
-				       PAGE_IS_PFNZERO | PAGE_IS_WRITTEN,
+			/* PAGE_IS_FILE costs a look at every page's struct page: only
+			 * file mappings need it */
+			.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO |
+				       PAGE_IS_WRITTEN |
+				       (a->kind == MA_PRIVATE_FILE ? PAGE_IS_FILE : 0),
 		};
 		uint64_t t0 = mono_ns();
 		long n = ioctl(pagemap_fd, PAGEMAP_SCAN, &arg);
@@ -375,9 +378,9 @@ static int add_run(struct mover *m, const struct plan_run *p, struct ferry_err *
 	int r;
 
 	if (!(p->flags & FERRY_PR_PRESENT)) {
+		/* sinks take runs without data between announced runs and their data */
 		struct slot *s = &m->slot[m->cur];
-		/* a run without data must not overtake data still in the slot */
-		if ((s->used || s->nruns == SLOT_RUNS) && (r = submit(m, err)) < 0)
+		if (s->nruns == SLOT_RUNS && (r = submit(m, err)) < 0)
 			return r;
 		s = &m->slot[m->cur];
 		s->runs[s->nruns++] = *p;

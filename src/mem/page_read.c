@@ -289,19 +289,35 @@ static int cmp_piece(const void *a, const void *b)
 
 #define PRQ_MAX_BYTES (1UL << 30)
 
-int prq_sync(struct pr_queue *q, prq_issue_fn issue, void *ctx, struct ferry_err *err)
+int prq_sync_gaps(struct pr_queue *q, prq_issue_fn issue, void *ctx, uint64_t discard,
+		  uint64_t discard_len, uint64_t max_gap, struct ferry_err *err)
 {
 	struct iovec iov[PRQ_MAX_IOV];
 	size_t i = 0;
 
-	/* file order: each batch is one contiguous range of one layer file */
+	/* file order: each batch is one contiguous range of one layer file; small
+	 * gaps in the file (pages a newer layer overrides) are read into the
+	 * discard buffer rather than cost a read call each */
 	qsort(q->p, q->n, sizeof(*q->p), cmp_piece);
 	while (i < q->n) {
 		int n = 0, layer = q->p[i].layer;
 		uint64_t off = q->p[i].off, next = off, total = 0;
 
 		while (i < q->n && n < PRQ_MAX_IOV && q->p[i].layer == layer &&
-		       q->p[i].off == next && total + q->p[i].len <= PRQ_MAX_BYTES) {
+		       total + q->p[i].len <= PRQ_MAX_BYTES) {
+			uint64_t gap = q->p[i].off - next;
+			if (q->p[i].off < next || (gap && (!discard_len || gap > max_gap ||
+							   n + 1 + gap / discard_len >= PRQ_MAX_IOV)))
+				break;
+			while (gap) {
+				uint64_t take = gap < discard_len ? gap : discard_len;
+				iov[n].iov_base = (void *)discard;
+				iov[n].iov_len = take;
+				n++;
+				gap -= take;
+				next += take;
+				total += take;
+			}
 			iov[n].iov_base = (void *)q->p[i].addr;
 			iov[n].iov_len = q->p[i].len;
 			next += q->p[i].len;
@@ -327,6 +343,11 @@ int prq_sync(struct pr_queue *q, prq_issue_fn issue, void *ctx, struct ferry_err
 	}
 	q->n = 0;
 	return 0;
+}
+
+int prq_sync(struct pr_queue *q, prq_issue_fn issue, void *ctx, struct ferry_err *err)
+{
+	return prq_sync_gaps(q, issue, ctx, 0, 0, 0, err);
 }
 
 void prq_free(struct pr_queue *q)

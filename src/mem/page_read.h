@@ -86,6 +86,11 @@ int page_read_pages(const struct page_read *pr, uint64_t addr, uint64_t len, voi
 
 int prq_add(struct pr_queue *q, uint64_t addr, uint64_t len, int layer, uint64_t off);
 int prq_sync(struct pr_queue *q, prq_issue_fn issue, void *ctx, struct ferry_err *err);
+/* The same, but a gap of at most max_gap bytes between two pieces of one
+ * layer file is read into [discard, discard + discard_len) (repeated as
+ * needed) instead of ending the batch. */
+int prq_sync_gaps(struct pr_queue *q, prq_issue_fn issue, void *ctx, uint64_t discard,
+		  uint64_t discard_len, uint64_t max_gap, struct ferry_err *err);
 void prq_free(struct pr_queue *q);
 
 #endif

@@ -28,7 +28,11 @@
 #include "restore/internal.h"
 
 #define TASK_SIZE_MAX 0x7ffffffff000UL
-#define SCRATCH_SIZE (64UL << 10)
+#define SCRATCH_SIZE (128UL << 10)
+/* scratch: iovecs at 0 (16 KiB), arguments up to 64 KiB, a discard buffer above */
+#define SCRATCH_DISCARD (64UL << 10)
+#define DISCARD_LEN (64UL << 10)
+#define MAX_GAP (256UL << 10)
 
 static const Vma *find_kind(const Mm *mm, const char *kind)
 {
@@ -316,7 +320,8 @@ static int fill_pages(struct restore_ctx *r, struct ferry_err *err)
 		ret = page_read_queue_range(&r->pr, v->start, v->end, &q, err);
 	}
 	if (ret == 0)
-		ret = prq_sync(&q, issue_preadv, r, err);
+		ret = prq_sync_gaps(&q, issue_preadv, r, r->ic.scratch + SCRATCH_DISCARD, DISCARD_LEN,
+				    MAX_GAP, err);
 	prq_free(&q);
 	return ret;
 }
