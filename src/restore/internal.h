@@ -38,6 +38,7 @@ struct restore_ctx {
 	pid_t init_pid;      /* its ferry init, 0 in host mode */
 	struct infect ic;
 	uint64_t t0;
+	uint64_t zombie_wait_ns; /* not counted in the restore time */
 	int uffd;            /* lazy restore, -1 otherwise */
 	/* page checksums are verified in a thread while the process is built */
 	pthread_t verify_tid;

@@ -218,6 +218,7 @@ static int check_pid(struct restore_ctx *r, struct ferry_err *err)
 	if (r->ferry_run)
 		return 0;
 	/* a just-dumped process may still be a zombie until its parent reaps it */
+	uint64_t t0 = mono_ns();
 	for (int i = 0; i < 300; i++) {
 		struct proc_stat st;
 		struct ferry_err e2;
@@ -225,6 +226,10 @@ static int check_pid(struct restore_ctx *r, struct ferry_err *err)
 			break;
 		usleep(10000);
 	}
+	r->zombie_wait_ns = mono_ns() - t0;
+	if (r->zombie_wait_ns > 20000000ULL)
+		pr_info("waited %.0f ms for the zombie of pid %u to be reaped",
+			r->zombie_wait_ns / 1e6, r->pe->pid);
 	snprintf(path, sizeof(path), "/proc/%u/comm", r->pe->pid);
 	if (access(path, F_OK) == 0 || kill(r->pe->pid, 0) == 0 || errno != ESRCH) {
 		struct ferry_err e2;

@@ -244,6 +244,7 @@ static int issue_preadv(void *ctx, int layer, uint64_t off, const struct iovec *
 					  (unsigned long)off);
 		total -= got;
 		off += got;
+
 		while (got > 0) { /* a short read: drop what arrived */
 			if ((uint64_t)got >= cur[0].iov_len) {
 				got -= cur[0].iov_len;
@@ -254,6 +255,7 @@ static int issue_preadv(void *ctx, int layer, uint64_t off, const struct iovec *
 				got = 0;
 			}
 		}
+
 	}
 	return 0;
 }

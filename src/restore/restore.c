@@ -261,7 +261,7 @@ int ferry_restore(const struct restore_opts *o, struct restore_result *res, stru
 	res->uffd = steal_fd(&r.uffd);
 	res->lazy_pages = r.lazy_pages;
 	res->waitee = r.init_pid ? r.init_pid : r.pid;
-	res->ms = (mono_ns() - r.t0) / 1e6;
+	res->ms = (mono_ns() - r.t0 - r.zombie_wait_ns) / 1e6;
 	pr_info("pid %d restored in %.2f ms", r.pid, res->ms);
 out:
 	restore_verify_wait(&r, &(struct ferry_err){0});
