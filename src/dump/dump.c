@@ -108,6 +108,17 @@ static void remove_dir_files(int dirfd, bool only_images)
 	closedir(dir);
 }
 
+static int refuse_threads(struct dump_ctx *d, struct ferry_err *err)
+{
+	int r = proc_count_threads(d->pid, err);
+
+	if (r > 1)
+		return ferry_refuse(err, EOPNOTSUPP,
+				    "pid %d has %d threads: multi-threaded processes are not supported yet",
+				    d->pid, r);
+	return r < 0 ? r : 0;
+}
+
 /* Refusals that need no ptrace: the target is not touched at all. */
 static int preflight(struct dump_ctx *d, struct ferry_err *err)
 {
@@ -126,13 +137,9 @@ static int preflight(struct dump_ctx *d, struct ferry_err *err)
 	if (d->st.tgid != d->pid)
 		return ferry_refuse(err, EINVAL, "pid %d is a thread of process %d, not a process",
 				  d->pid, d->st.tgid);
-	r = proc_count_threads(d->pid, err);
+	r = refuse_threads(d, err);
 	if (r < 0)
 		return r;
-	if (r > 1)
-		return ferry_refuse(err, EOPNOTSUPP,
-				  "pid %d has %d threads: multi-threaded processes are not supported yet",
-				  d->pid, r);
 	r = proc_parse_children(d->pid, &kids, &nkids, err);
 	if (r < 0)
 		return r;
@@ -397,13 +404,9 @@ static int collect(struct dump_ctx *d, struct ferry_err *err)
 	int r;
 
 	/* what preflight saw may have changed before the freeze: look again */
-	r = proc_count_threads(d->pid, err);
+	r = refuse_threads(d, err);
 	if (r < 0)
 		return r;
-	if (r > 1)
-		return ferry_refuse(err, EOPNOTSUPP,
-				  "pid %d has %d threads: multi-threaded processes are not supported yet",
-				  d->pid, r);
 	r = proc_parse_status(d->pid, &d->st, err);
 	if (r == 0)
 		r = proc_parse_stat(d->pid, &d->stat, err);
