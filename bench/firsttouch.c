@@ -26,28 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define FILL_BYTE 0x5a
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int parse_size(const char *arg, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end || v == 0 || v > (1ULL << 20))
-		return -1;
-	*out = v;
-	return 0;
-}
 
 static int touch_anon(size_t len)
 {

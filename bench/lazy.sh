@@ -26,59 +26,19 @@
 set -u
 RUNS=${RUNS:-3}
 MIB=1024
-log() { echo "bench: $*" >&2; }
-die() { log "$*"; exit 2; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[ $# = 1 ] || { echo "usage: bench/lazy.sh BUILD" >&2; exit 2; }
-BUILD=$(cd "$1" 2>/dev/null && pwd) || die "no build directory $1"
-SRC=$(cd "$(dirname "$0")" && pwd)
-FERRY=$BUILD/ferry
+bench_init lazy.sh "$@"
+positive RUNS
 WL=$BUILD/tests/workloads
-[ -x "$FERRY" ] || die "$FERRY is not built"
 [ -x "$WL/lazyw" ] || die "$WL/lazyw is not built"
-[ "$(id -u)" = 0 ] || die "needs root"
 "$FERRY" dump --help | grep -q -- --lazy-pages || die "ferry dump has no --lazy-pages"
 PY=/usr/bin/python3
 [ -x "$PY" ] || die "needs /usr/bin/python3"
 
-WORK=$(mktemp -d /tmp/ferry-bench-lazy.XXXXXX) || die "mktemp"
-PIDS=()
-cleanup()
-{
-	local p
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	[ -n "${KEEP:-}" ] || rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cc -O2 -o "$WORK/firsttouch" "$SRC/firsttouch.c" || die "cannot build firsttouch"
-
-gbps() { awk -v b=$((MIB << 20)) -v ns="$1" 'BEGIN { printf "%.3f", b / ns }'; }
-
-tcp_limit()
-{
-	"$PY" - "$MIB" <<'PYEOF'
-import os, socket, sys, time
-mib = int(sys.argv[1]); total = mib << 20
-ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(1)
-port = ls.getsockname()[1]
-pid = os.fork()
-if pid == 0:
-    c = socket.create_connection(("127.0.0.1", port)); buf = b"\x5a" * (1 << 20)
-    for _ in range(mib): c.sendall(buf)
-    c.close(); os._exit(0)
-s, _ = ls.accept(); buf = bytearray(1 << 20); got = 0
-t0 = time.monotonic_ns()
-while got < total:
-    n = s.recv_into(buf)
-    if n == 0: break
-    got += n
-t1 = time.monotonic_ns()
-os.waitpid(pid, 0)
-print(t1 - t0 if got == total else -1)
-PYEOF
-}
+bench_workdir ferry-bench-lazy
+compile "$WORK" firsttouch
 
 # logtime FILE REGEX: the (seconds) timestamp of the first line of a ferry log matching REGEX.
 logtime() { sed -n "/$2/{s/^(\([0-9.]*\)).*/\1/p;q}" "$1"; }
@@ -93,13 +53,14 @@ one_lazy()
 	(cd "$d" && exec "$FERRY" run --pidfile "$d/run.pid" -- "$WL/lazyw" "$d/w.out" "$MIB" touch hb) \
 		</dev/null >"$d/run.log" 2>&1 || { log "ferry run failed: $(tail -n 2 "$d/run.log")"; return 1; }
 	pid=$(cat "$d/run.pid")
-	PIDS+=("$pid" "$(awk '{ print $4 }' "/proc/$pid/stat")")
+	track "$pid"
+	track "$(awk '{ print $4 }' "/proc/$pid/stat")"
 	"$WL/waitfor" "$d/w.out" '^ready$' 60 >/dev/null || { log "lazyw not ready"; return 1; }
 	port=$(free_port)
 	"$FERRY" dump -t "$pid" -D "$d/img" --lazy-pages --address 127.0.0.1 --port "$port" -v4 \
 		-o "$d/dump.log" </dev/null >/dev/null 2>"$d/dump.err" &
 	dump=$!
-	PIDS+=("$dump")
+	track "$dump"
 	"$WL/waitfor" "$d/dump.log" 'serving its lazy pages|error: ' 60 >/dev/null &&
 		grep -q 'serving its lazy pages' "$d/dump.log" ||
 		{ log "ferry dump -t $pid -D $d/img --lazy-pages --port $port: $(tail -n 2 "$d/dump.err")"; return 1; }
@@ -107,12 +68,12 @@ one_lazy()
 		--pidfile "$d/lazy.pid" -v4 -o "$d/lazy.log" </dev/null >/dev/null 2>"$d/lazy.err" ||
 		{ log "ferry lazy-pages failed: $(tail -n 2 "$d/lazy.err")"; return 1; }
 	lazy=$(cat "$d/lazy.pid")
-	PIDS+=("$lazy")
+	track "$lazy"
 	"$FERRY" restore -D "$d/img" --lazy-pages -d --pidfile "$d/restore.pid" -v4 -o "$d/restore.log" \
 		</dev/null >/dev/null 2>"$d/restore.err" ||
 		{ log "ferry restore -D $d/img --lazy-pages failed: $(tail -n 2 "$d/restore.err")"; return 1; }
 	r=$(cat "$d/restore.pid")
-	PIDS+=("$r")
+	track "$r"
 	kill -USR1 "$r"
 	"$WL/pidwait" "$lazy" 120 >/dev/null || { log "the daemon did not finish in 120 s"; return 1; }
 	wait "$dump"
@@ -156,7 +117,6 @@ PYEOF
 	for p in "$r" "$lazy" "$dump"; do "$WL/pidwait" "$p" 10 >/dev/null; done
 }
 
-FAILED=0
 for run in $(seq 1 "$RUNS"); do
 	ns=$(tcp_limit)
 	[ "${ns:--1}" -gt 0 ] && echo "tcp $(gbps "$ns")" >>"$WORK/limits.$run"

@@ -17,27 +17,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define PATTERN_SEED 0x9e3779b97f4a7c15ULL
-
-static int parse_mib(const char *arg, size_t *mib)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (errno || end == arg || *end || v == 0 || v > (1ULL << 20))
-		return -1;
-	*mib = v;
-	return 0;
-}
 
 int main(int argc, char **argv)
 {
 	size_t mib, len, nwords, i;
 	uint64_t *mem;
 
-	if (argc != 2 || parse_mib(argv[1], &mib) < 0) {
+	if (argc != 2 || parse_size(argv[1], &mib) < 0) {
 		fprintf(stderr, "usage: memhog MIB\n");
 		return 2;
 	}

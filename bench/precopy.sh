@@ -51,136 +51,33 @@ TARGET_TRACK_MS=5
 TARGET_PREDUMP_FROZEN_MS=20
 TARGET_FINAL_FROZEN_MS=50
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Progress goes to fd 3 (a copy of stderr): the runs go with stderr muted, or
 # the shell would report every dumped or killed workload.
-exec 3>&2
+log_to_fd3
 
-log()
-{
-	echo "bench: $*" >&3
-}
-
-die()
-{
-	log "$*"
-	exit 2
-}
-
-[ $# = 1 ] || { echo "usage: bench/precopy.sh BUILD" >&2; exit 2; }
-for v in RUNS ROUNDS RESTORES MIB; do
-	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive number, not '${!v}'"
-done
+bench_init precopy.sh "$@"
+positive RUNS ROUNDS RESTORES MIB
 [[ $WARMUP_MIB =~ ^[0-9]+$ ]] || die "WARMUP_MIB must be a number, not '$WARMUP_MIB'"
 [ "$ROUNDS" -ge 3 ] || die "ROUNDS must be at least 3 (round 1 arms, a steady pre-dump round, the final dump)"
-BUILD=$(cd "$1" 2>/dev/null && pwd) || die "no build directory $1"
-SRC=$(cd "$(dirname "$0")" && pwd)
-FERRY=$BUILD/ferry
-[ -x "$FERRY" ] || die "$FERRY is not built"
-[ "$(id -u)" = 0 ] || die "needs root: it mounts a tmpfs and ferry ptraces its targets"
 "$FERRY" pre-dump --help 2>&1 | grep -q -- --no-dirty-tracking || die "ferry pre-dump has no --no-dirty-tracking"
-CC=${CC:-cc}
-command -v "$CC" >/dev/null || die "no C compiler ($CC)"
 
 PAGES=$((MIB * 256))
 RATE=$((PAGES * DIRTY_PCT / 100))
 [ "$RATE" -ge 1 ] || die "MIB $MIB is too small to dirty $DIRTY_PCT% per second"
 # the fallback's chain holds ROUNDS full copies while its workload runs
 TMPFS_MIB=$(((ROUNDS + 1) * MIB + 256))
-need_mib=$((TMPFS_MIB + 2 * MIB + 512))
-avail_kib=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
-[ "${avail_kib:-0}" -ge $((need_mib << 10)) ] ||
-	die "needs $need_mib MiB of available memory, $((${avail_kib:-0} >> 10)) MiB are"
+need_memory $((TMPFS_MIB + 2 * MIB + 512))
 
-mkdir -p "$BUILD/bench" || die "cannot create $BUILD/bench"
+compile "$BUILD/bench" dirtier
 DIRTIER=$BUILD/bench/dirtier
-"$CC" -O2 -Wall -Wextra -Werror -o "$DIRTIER" "$SRC/dirtier.c" || die "cannot compile $SRC/dirtier.c"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-precopy.XXXXXX") || die "mktemp failed"
-MNT=$WORK/tmpfs
-MOUNTED=0
-# processes started or restored here, as "pid:starttime"; keepers found, the same
-TRACKED=()
-KEEPERS=()
-SEQ=0
-FAILED=0
-
+bench_workdir ferry-bench-precopy
 # helpers of our own, not part of ferry: built into the temporary directory
-for prog in timeit firsttouch; do
-	"$CC" -O2 -Wall -Wextra -Werror -o "$WORK/$prog" "$SRC/$prog.c" ||
-		{ rm -rf "$WORK"; die "cannot compile $SRC/$prog.c"; }
-done
+compile "$WORK" timeit firsttouch
+TIMEIT=$WORK/timeit
 
 # ---------------------------------------------------------------- processes
-
-# The start time (clock ticks since boot) of PID, or nothing if it is gone.
-starttime()
-{
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	# shellcheck disable=SC2086
-	set -- $stat
-	echo "${20}"
-}
-
-# True while PID exists and is not a zombie.
-alive()
-{
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ ${stat:0:1} != [ZX] ]]
-}
-
-# ours PID: true if PID is still the process recorded in TRACKED or KEEPERS.
-ours()
-{
-	local entry now
-	now=$(starttime "$1") || return 1
-	for entry in "${TRACKED[@]}" "${KEEPERS[@]}"; do
-		[ "$entry" = "$1:$now" ] && return 0
-	done
-	return 1
-}
-
-track()
-{
-	local start
-	start=$(starttime "$1") || return 0
-	TRACKED+=("$1:$start")
-}
-
-# gone PID [TENTHS]: wait (up to TENTHS tenths of a second, default 100) until
-# PID no longer runs; reap it if it is our child.
-gone()
-{
-	local i
-	for ((i = 0; i < ${2:-100} * 2; i++)); do
-		alive "$1" || { wait "$1" 2>/dev/null; return 0; }
-		sleep 0.05
-	done
-	return 1
-}
-
-# reaped PID: wait (up to 10 s) until PID is gone entirely, zombie included.
-reaped()
-{
-	local i
-	for ((i = 0; i < 1000; i++)); do
-		[ -e "/proc/$1" ] || return 0
-		sleep 0.01
-	done
-	return 1
-}
-
-# kill_pid PID: SIGKILL PID if it is still a process we started, and wait
-# until it no longer runs.
-kill_pid()
-{
-	ours "$1" && kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-	gone "$1" || { log "process $1 still runs 10 s after SIGKILL"; return 1; }
-}
 
 # keepers_of PID: the pids of ferry's tracking keepers for PID (processes of
 # this ferry binary whose command line is a pre-dump of -t PID).
@@ -213,7 +110,7 @@ note_keepers()
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup()
 {
-	local entry pid i
+	local entry pid
 	trap - EXIT INT TERM HUP
 	# a dirtier with tracking armed: ask ferry to stop it first
 	for entry in "${TRACKED[@]}"; do
@@ -221,13 +118,7 @@ cleanup()
 		ours "$pid" && alive "$pid" && [ -n "$(keepers_of "$pid")" ] &&
 			timeout -k 2 10 "$FERRY" untrack -t "$pid" >/dev/null 2>&1 3>&-
 	done
-	for entry in "${TRACKED[@]}"; do
-		pid=${entry%%:*}
-		[ "$(starttime "$pid")" = "${entry#*:}" ] && kill -KILL "$pid" 2>/dev/null
-	done
-	for entry in "${TRACKED[@]}"; do
-		wait "${entry%%:*}" 2>/dev/null
-	done
+	kill_tracked
 	# keepers end with their target; one that does not is a ferry bug
 	for entry in "${KEEPERS[@]}"; do
 		pid=${entry%%:*}
@@ -236,33 +127,8 @@ cleanup()
 		log "ferry problem: tracking keeper $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)) outlived its target; killing it"
 		kill -KILL "$pid" 2>/dev/null
 	done
-	if [ "$MOUNTED" = 1 ]; then
-		for ((i = 0; i < 50; i++)); do
-			umount "$MNT" 2>/dev/null && break
-			sleep 0.1
-		done
-		if mountpoint -q "$MNT"; then
-			log "cannot unmount $MNT: $(umount "$MNT" 2>&1); detaching it lazily"
-			umount -l "$MNT"
-		fi
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# Close every fd above 2 in this (sub)shell: ferry refuses to dump a pipe
-# whose other end is outside the process, such as one of the harness's.
-close_extra_fds()
-{
-	local fd
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
-	done
-	return 0
+	unmount_tmpfs
+	remove_workdir
 }
 
 now_ms()
@@ -280,65 +146,16 @@ sleep_until()
 	sleep "$(awk -v m="$left" 'BEGIN { printf "%.3f", m / 1000 }')"
 }
 
-# wait_line FILE FROM REGEX [SECONDS]: wait until FILE, from byte FROM on, has
-# a line matching REGEX; print the last such line.
-wait_line()
-{
-	local i line
-	for ((i = 0; i < ${4:-30} * 20; i++)); do
-		line=$(tail -c +$(($2 + 1)) "$1" 2>/dev/null | grep -E "$3" | tail -n 1)
-		[ -n "$line" ] && { echo "$line"; return 0; }
-		sleep 0.05
-	done
-	return 1
-}
-
-# start_dirtier: start the workload (cwd WORK, stdin /dev/null, stdout and
-# stderr to WL_OUT, its checksums on SIGUSR2 to WL_SUMS); wait for "ready".
-# Sets WL_PID, WL_OUT and WL_SUMS.
+# start_dirtier: start the workload (lib.sh's start_workload; its checksums on
+# SIGUSR2 go to WL_SUMS). Sets WL_PID, WL_OUT and WL_SUMS.
 start_dirtier()
 {
-	SEQ=$((SEQ + 1))
-	WL_OUT=$WORK/dirtier.$SEQ.out
-	WL_SUMS=$WORK/dirtier.$SEQ.sums
+	WL_SUMS=$WORK/dirtier.$((SEQ + 1)).sums
 	: >"$WL_SUMS"
-	(close_extra_fds && cd "$WORK" && exec "$DIRTIER" "$MIB" "$RATE" "$WL_SUMS") </dev/null >"$WL_OUT" 2>&1 &
-	WL_PID=$!
-	track "$WL_PID"
-	wait_line "$WL_OUT" 0 '^ready$' "$READY_TIMEOUT" >/dev/null && return 0
-	log "FAILED: $DIRTIER $MIB $RATE $WL_SUMS (pid $WL_PID) did not get ready: $(tail -n 3 "$WL_OUT")"
-	FAILED=$((FAILED + 1))
-	kill_pid "$WL_PID"
-	return 1
+	start_workload dirtier "$DIRTIER" "$MIB" "$RATE" "$WL_SUMS"
 }
 
 # ---------------------------------------------------------------- ferry
-
-# ferry_cmd NAME ARGS...: run ferry ARGS with -v 2 -o WORK/NAME.log under
-# timeit and a time limit; its output goes to WORK/NAME.err. On failure, say
-# so on stderr with the exact command, its messages and the log's errors. Sets
-# T_WALL_NS.
-ferry_cmd()
-{
-	local name=$1 rc
-	shift
-	rm -f "$WORK/$name.time"
-	timeout -k 5 "$CMD_TIMEOUT" "$WORK/timeit" "$WORK/$name.time" \
-		"$FERRY" "$@" -v 2 -o "$WORK/$name.log" </dev/null >"$WORK/$name.err" 2>&1 3>&-
-	rc=$?
-	T_WALL_NS=""
-	[ -s "$WORK/$name.time" ] && read -r T_WALL_NS _ <"$WORK/$name.time"
-	[ "$rc" = 124 ] && echo "timed out after $CMD_TIMEOUT s" >>"$WORK/$name.err"
-	[ "$rc" = 0 ] && [ -z "$T_WALL_NS" ] && rc=1
-	if [ "$rc" != 0 ]; then
-		FAILED=$((FAILED + 1))
-		log "FAILED (exit $rc): $FERRY $* -v 2 -o $WORK/$name.log"
-		sed 's/^/bench:   | /' "$WORK/$name.err" >&3
-		[ -s "$WORK/$name.log" ] && grep -E 'error|warn' "$WORK/$name.log" | tail -n 3 |
-			sed 's/^/bench:   log| /' >&3
-	fi
-	return "$rc"
-}
 
 # read_stats DIR: the inventory's statistics of the image in DIR into ST
 # (frozen_ns, scan_ns, pages_written, pages_in_parent, bytes_written,
@@ -354,7 +171,7 @@ read_stats()
 		return 1
 	}
 	for k in frozen_ns scan_ns pages_written pages_in_parent bytes_written total_ns; do
-		v=$(sed -n "s/^[[:space:]]*\"$k\":[[:space:]]*\([0-9][0-9]*\).*/\1/p" <<<"$json" | head -n 1)
+		v=$(json_number "$json" "$k")
 		if [ -z "$v" ]; then
 			log "FAILED: $FERRY show --json $1/inventory.img has no $k"
 			FAILED=$((FAILED + 1))
@@ -371,27 +188,6 @@ ms()
 	awk -v n="$1" 'BEGIN { printf "%.3f", n / 1e6 }'
 }
 
-# ---------------------------------------------------------------- samples
-
-declare -A SAMPLES
-
-add()
-{
-	SAMPLES[$1]="${SAMPLES[$1]:-} $2"
-}
-
-median()
-{
-	# shellcheck disable=SC2086
-	printf '%s\n' ${SAMPLES[$1]:-} | sort -g | awk '
-		NF { v[++n] = $1 }
-		END {
-			if (n == 0) exit 1
-			if (n % 2) printf "%.6g\n", v[(n + 1) / 2]
-			else printf "%.6g\n", (v[n / 2] + v[n / 2 + 1]) / 2
-		}'
-}
-
 # ---------------------------------------------------------------- one chain
 
 # restore_one KIND IMG PID SUM: restore IMG, check that PID runs again with
@@ -399,25 +195,17 @@ median()
 # record ferry's time and the wall time under KIND, kill it.
 restore_one()
 {
-	local kind=$1 img=$2 pid=$3 sum=$4 name new logged line rss size
+	local kind=$1 img=$2 pid=$3 sum=$4 name new logged line size
 	name=restore.$kind.$SEQ.$RANDOM
 	size=$(stat -c %s "$WL_SUMS")
-	ferry_cmd "$name" restore -D "$img" -d --pidfile "$WORK/$name.pid" || {
-		new=$(tr -d '[:space:]' <"$WORK/$name.pid" 2>/dev/null)
-		[[ $new =~ ^[0-9]+$ ]] && track "$new" && kill_pid "$new"
+	ferry_timed "$name" restore -D "$img" -d --pidfile "$WORK/$name.pid" || {
+		read_pidfile "$WORK/$name.pid"
+		[ -n "$NEW" ] && kill_pid "$NEW"
 		return 1
 	}
-	new=$(tr -d '[:space:]' <"$WORK/$name.pid" 2>/dev/null)
-	[[ $new =~ ^[0-9]+$ ]] && track "$new"
-	if [ "$new" != "$pid" ] || ! alive "$new"; then
-		log "FAILED: restore of $img: pid file says '$new' (expected $pid), running: $(alive "$new" && echo yes || echo no)"
-		FAILED=$((FAILED + 1))
-		[[ $new =~ ^[0-9]+$ ]] && kill_pid "$new"
-		return 1
-	fi
-	rss=$(awk '/^RssAnon:/ { print $2 }' "/proc/$new/status" 2>/dev/null)
-	[ "${rss:-0}" -ge $((MIB * 1024)) ] ||
-		log "WARNING: restored pid $new holds only ${rss:-?} KiB of anonymous memory, expected >= $MIB MiB"
+	read_pidfile "$WORK/$name.pid"
+	check_restored "$img" "$pid" "$MIB" || return 1
+	new=$NEW
 	kill -USR2 "$new"
 	line=$(wait_line "$WL_SUMS" "$size" '^sum ' 60)
 	kill_pid "$new"
@@ -429,11 +217,8 @@ restore_one()
 		FAILED=$((FAILED + 1))
 		return 1
 	fi
-	logged=$(sed -n 's/.*restored in \([0-9.][0-9.]*\) ms.*/\1/p' "$WORK/$name.log" | tail -n 1)
-	if [ -z "$logged" ]; then
-		log "WARNING: no 'restored in X ms' line in $WORK/$name.log"
-		return 1
-	fi
+	logged=$(restored_in "$WORK/$name.log")
+	[ -n "$logged" ] || return 1
 	add "restore.$kind.logged" "$logged"
 	add "restore.$kind.wall" "$(ms "$T_WALL_NS")"
 	RESTORED_MS=$logged
@@ -457,7 +242,7 @@ chain()
 		cmd=(pre-dump -t "$pid" -D "$dir/r$k")
 		[ "$k" -gt 1 ] && cmd+=(--prev-images-dir "../r$((k - 1))")
 		[ "$b" = none ] && cmd+=(--no-dirty-tracking)
-		ferry_cmd "$name" "${cmd[@]}" || { kill_pid "$pid"; rm -rf "$dir"; return 1; }
+		ferry_timed "$name" "${cmd[@]}" || { kill_pid "$pid"; rm -rf "$dir"; return 1; }
 		[ "$b" = uffd-wp ] && note_keepers "$pid"
 		read_stats "$dir/r$k" || { kill_pid "$pid"; rm -rf "$dir"; return 1; }
 		log "  $b run $run round $k (pre-dump): $(ms "${ST[frozen_ns]}") ms frozen, scan $(ms "${ST[scan_ns]}") ms," \
@@ -486,7 +271,7 @@ chain()
 	}
 	sum=${stop##* sum }
 	name=$b.$run.final
-	ferry_cmd "$name" dump -t "$pid" -D "$dir/r$ROUNDS" --prev-images-dir "../r$((ROUNDS - 1))" \
+	ferry_timed "$name" dump -t "$pid" -D "$dir/r$ROUNDS" --prev-images-dir "../r$((ROUNDS - 1))" \
 		--track-mem --leave-running || { kill_pid "$pid"; rm -rf "$dir"; return 1; }
 	if ! alive "$pid"; then
 		log "FAILED: pid $pid no longer runs after ferry dump --leave-running"
@@ -520,7 +305,7 @@ chain()
 
 	# the flat image of the same state: the dirtier no longer writes
 	name=$b.$run.flat
-	ferry_cmd "$name" dump -t "$pid" -D "$dir/flat"
+	ferry_timed "$name" dump -t "$pid" -D "$dir/flat"
 	local rc=$?
 	wait "$pid" 2>/dev/null
 	if [ "$rc" != 0 ]; then
@@ -559,21 +344,12 @@ chain()
 
 # ---------------------------------------------------------------- main
 
-mkdir "$MNT" || die "cannot create $MNT"
-mount -t tmpfs -o "size=${TMPFS_MIB}m,mode=0700" ferry-bench-precopy "$MNT" || die "cannot mount a tmpfs on $MNT"
-MOUNTED=1
+mount_tmpfs "${TMPFS_MIB}m" ferry-bench-precopy
 
 log "ferry $FERRY; $RUNS runs of chains of $ROUNDS rounds ($((ROUNDS - 1)) pre-dumps + final dump)," \
 	"$INTERVAL_MS ms of dirtying between rounds; dirtier $MIB MiB, $RATE pages/s ($DIRTY_PCT%/s); kernel $(uname -r), $(nproc) CPUs"
 START_S=$SECONDS
-if [ "$WARMUP_MIB" -gt 0 ]; then
-	if out=$("$WORK/firsttouch" anon "$WARMUP_MIB"); then
-		log "warm-up: $WARMUP_MIB MiB of anonymous memory touched at $(awk -v o="$out" \
-			'BEGIN { split(o, f, " "); printf "%.2f", f[1] / f[2] }') GB/s (not a figure)"
-	else
-		log "warm-up failed: $WORK/firsttouch anon $WARMUP_MIB"
-	fi
-fi
+warm_up "$WORK/firsttouch" "$WARMUP_MIB"
 for ((run = 1; run <= RUNS; run++)); do
 	# alternate which backend goes first
 	if ((run % 2)); then backends="uffd-wp none"; else backends="none uffd-wp"; fi
@@ -586,72 +362,43 @@ log "done in $((SECONDS - START_S)) s"
 
 # ---------------------------------------------------------------- figures
 
-json_str()
+# figure_of KEY BACKEND METRIC UNIT FORMAT WHAT [EXTRA]: one JSON object
+# (lib.sh's figure), with the workload's parameters.
+figure_of()
 {
-	local s=$1
-	s=${s//\\/\\\\}
-	s=${s//\"/\\\"}
-	printf '"%s"' "$s"
-}
-
-# figure KEY BACKEND METRIC UNIT FORMAT WHAT [EXTRA]: one JSON object, the
-# median of KEY's samples. EXTRA: ready JSON fields (no leading comma).
-figure()
-{
-	local key=$1 backend=$2 metric=$3 unit=$4 format=$5 what=$6 extra=${7:-}
-	local med s samples="" n=0
-	med=$(median "$key") || {
-		log "no successful sample for $metric${backend:+ ($backend)}: figure left out"
-		return 0
-	}
-	for s in ${SAMPLES[$key]}; do
-		samples="$samples${samples:+,}$(awk -v f="$format" -v x="$s" 'BEGIN { printf f, x }')"
-		n=$((n + 1))
-	done
-	printf '{"bench":"precopy",'
-	[ -n "$backend" ] && printf '"backend":"%s",' "$backend"
-	printf '"size_mib":%s,"dirty_pages_per_s":%s,"rounds":%s,' "$MIB" "$RATE" "$ROUNDS"
-	printf '"metric":"%s","value":%s,"unit":"%s"' "$metric" "$(awk -v f="$format" -v x="$med" 'BEGIN { printf f, x }')" "$unit"
-	[ -n "$extra" ] && printf ',%s' "$extra"
-	printf ',"runs":%s,"samples":[%s],"what":%s}\n' "$n" "$samples" "$(json_str "$what")"
-}
-
-# below KEY TARGET UNIT: target fields for "median of KEY < TARGET".
-below()
-{
-	local v
-	v=$(median "$1") || return 0
-	printf '"target":"< %s %s","target_met":%s' "$2" "$3" \
-		"$(awk -v v="$v" -v t="$2" 'BEGIN { print (v < t) ? "true" : "false" }')"
+	local head="\"bench\":\"precopy\""
+	[ -n "$2" ] && head="$head,\"backend\":\"$2\""
+	head="$head,\"size_mib\":$MIB,\"dirty_pages_per_s\":$RATE,\"rounds\":$ROUNDS"
+	figure "$1" "$head" "$3${2:+ ($2)}" "$3" "$4" "$5" "$6" "${7:-}"
 }
 
 for b in uffd-wp none; do
 	t=$([ "$b" = uffd-wp ] && echo 1)
-	figure "$b.scan" "$b" tracking_cost ms %.3f \
+	figure_of "$b.scan" "$b" tracking_cost ms %.3f \
 		"steady-state tracking cost: scan_ns (inventory stats: time in PAGEMAP_SCAN, including re-arming) of rounds 2..$ROUNDS of each chain (pre-dumps after the first arming, and the final dump), for $MIB MiB" \
-		"$([ -n "$t" ] && below "$b.scan" $TARGET_TRACK_MS ms)"
-	figure "$b.frozen" "$b" predump_frozen ms %.3f \
+		"$([ -n "$t" ] && below_target "$b.scan" $TARGET_TRACK_MS ms)"
+	figure_of "$b.frozen" "$b" predump_frozen ms %.3f \
 		"time frozen per pre-dump round: frozen_ns of pre-dump rounds 2..$((ROUNDS - 1))" \
-		"$([ -n "$t" ] && below "$b.frozen" $TARGET_PREDUMP_FROZEN_MS ms)"
-	figure "$b.final.frozen" "$b" final_frozen ms %.3f \
+		"$([ -n "$t" ] && below_target "$b.frozen" $TARGET_PREDUMP_FROZEN_MS ms)"
+	figure_of "$b.final.frozen" "$b" final_frozen ms %.3f \
 		"frozen_ns of the final 'ferry dump --prev-images-dir ../r$((ROUNDS - 1)) --track-mem --leave-running' (1 s after the last pre-dump)" \
-		"$([ -n "$t" ] && below "$b.final.frozen" $TARGET_FINAL_FROZEN_MS ms)"
-	figure "$b.final.mib" "$b" final_image_size MiB %.2f \
+		"$([ -n "$t" ] && below_target "$b.final.frozen" $TARGET_FINAL_FROZEN_MS ms)"
+	figure_of "$b.final.mib" "$b" final_image_size MiB %.2f \
 		"bytes_written of the final dump (page data in its image; the rest is in the parent rounds), MiB" \
 		"\"pages_written\":$(median "$b.final.pages" || echo null)"
-	figure "$b.pages" "$b" round_pages_written pages %.0f \
+	figure_of "$b.pages" "$b" round_pages_written pages %.0f \
 		"pages_written of pre-dump rounds 2..$((ROUNDS - 1)) (the dirtier writes $RATE random pages per second)"
-	figure "$b.total" "$b" predump_round_time ms %.1f \
+	figure_of "$b.total" "$b" predump_round_time ms %.1f \
 		"total_ns of pre-dump rounds 2..$((ROUNDS - 1)): the whole round, most of it with the process running"
-	figure "$b.first.scan" "$b" first_round_scan ms %.3f \
+	figure_of "$b.first.scan" "$b" first_round_scan ms %.3f \
 		"scan_ns of round 1 (arms the tracking; not steady state)"
-	figure "$b.first.frozen" "$b" first_round_frozen ms %.3f \
+	figure_of "$b.first.frozen" "$b" first_round_frozen ms %.3f \
 		"frozen_ns of round 1 (the first pre-dump: copies every page, with the process running)"
-	figure "$b.first.total" "$b" first_round_time ms %.1f \
+	figure_of "$b.first.total" "$b" first_round_time ms %.1f \
 		"total_ns of round 1"
 done
 
-figure flat.frozen uffd-wp flat_dump_frozen ms %.1f \
+figure_of flat.frozen uffd-wp flat_dump_frozen ms %.1f \
 	"frozen_ns of the plain 'ferry dump' (no parent) of the stopped dirtier: the freeze without pre-copy" \
 	"\"image_mib\":$(median flat.mib || echo null)"
 flat=$(median restore.flat.logged) || flat=""
@@ -662,14 +409,14 @@ if [ -n "$flat" ] && median restore.chain.logged >/dev/null; then
 	r=$(median restore.ratio) && cmp="$cmp,\"ratio_per_pair_median\":$(awk -v x="$r" 'BEGIN { printf "%.3f", x }')"
 	cmp="$cmp,\"target\":\"<= flat (no slower than the flat image)\",\"target_met\":$(awk -v c="$chainm" -v f="$flat" 'BEGIN { print (c <= f) ? "true" : "false" }')"
 fi
-figure restore.chain.logged uffd-wp restore_chain_time ms %.2f \
+figure_of restore.chain.logged uffd-wp restore_chain_time ms %.2f \
 	"ferry's 'restored in X ms' for 'ferry restore -D r$ROUNDS -d' through the chain of $ROUNDS ($((ROUNDS - 1)) uffd-wp pre-dumps + final dump), the dirtier stopped before the final dump; ratio_per_pair_median: chain/flat of restores done back to back" \
 	"$cmp"
-figure restore.flat.logged uffd-wp restore_flat_time ms %.2f \
+figure_of restore.flat.logged uffd-wp restore_flat_time ms %.2f \
 	"ferry's 'restored in X ms' for 'ferry restore -d' of the flat image: a plain 'ferry dump' of the same process in the same state"
-figure restore.chain.wall uffd-wp restore_chain_wall_time ms %.1f \
+figure_of restore.chain.wall uffd-wp restore_chain_wall_time ms %.1f \
 	"wall time of 'ferry restore -D r$ROUNDS -d' through the chain (fork+exec to exit, i.e. until the process runs)"
-figure restore.flat.wall uffd-wp restore_flat_wall_time ms %.1f \
+figure_of restore.flat.wall uffd-wp restore_flat_wall_time ms %.1f \
 	"wall time of 'ferry restore -d' of the flat image"
 
 if [ "$FAILED" != 0 ]; then

@@ -47,269 +47,38 @@ TARGET_RESTORE_RATIO=0.8
 TARGET_DUMP_RSS_MIB=64
 TARGET_PY_RESTORE_MS=20
 
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Progress goes to fd 3, a copy of stderr: the cycles below run with stderr
 # muted, or the shell would report each dumped workload as "Killed".
-exec 3>&2
+log_to_fd3
 
-log()
-{
-	echo "bench: $*" >&3
-}
-
-die()
-{
-	log "$*"
-	exit 2
-}
-
-if [ $# != 1 ]; then
-	echo "usage: bench/run.sh BUILD" >&2
-	exit 2
-fi
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number, not '$RUNS'"
-BUILD=$(cd "$1" 2>/dev/null && pwd) || die "no build directory $1"
-SRC=$(cd "$(dirname "$0")" && pwd)
-FERRY=$BUILD/ferry
-[ -x "$FERRY" ] || die "$FERRY is not built (run make first)"
-[ "$(id -u)" = 0 ] || die "needs root: it mounts a tmpfs and ferry ptraces its targets"
-CC=${CC:-cc}
-command -v "$CC" >/dev/null || die "no C compiler ($CC)"
+bench_init run.sh "$@"
+positive RUNS
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3 || true)
-
 # the warm-up (4 GiB); later at most memhog 1 GiB + its images 1 GiB, or the
 # images + the restored copy, plus margin
-avail_kib=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
-[ "${avail_kib:-0}" -ge $((5 << 20)) ] ||
-	die "needs 5 GiB of available memory, $((${avail_kib:-0} >> 10)) MiB are"
-
-# ---------------------------------------------------------------- helpers
+need_memory $((5 << 10))
 
 BIN=$BUILD/bench
-mkdir -p "$BIN" || die "cannot create $BIN"
-for prog in memhog firsttouch timeit; do
-	"$CC" -O2 -Wall -Wextra -Werror -o "$BIN/$prog" "$SRC/$prog.c" ||
-		die "cannot compile $SRC/$prog.c"
-done
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench.XXXXXX") || die "mktemp failed"
-MNT=$WORK/tmpfs
-MOUNTED=0
-# processes this script started or restored, as "pid:starttime"
-TRACKED=()
-SEQ=0
-FAILED=0
-
-# The start time (clock ticks since boot) of PID, or nothing if it is gone.
-starttime()
-{
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	# shellcheck disable=SC2086
-	set -- $stat
-	echo "${20}"
-}
-
-# True while PID exists and is not a zombie.
-alive()
-{
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ ${stat:0:1} != [ZX] ]]
-}
-
-track()
-{
-	local start
-	start=$(starttime "$1") || return 0
-	TRACKED+=("$1:$start")
-}
-
-# kill_pid PID: SIGKILL PID if it is still the process we started, and
-# wait until it is no longer running (reaped if it is our child).
-kill_pid()
-{
-	local pid=$1 entry i
-	for entry in "${TRACKED[@]}"; do
-		[ "${entry%%:*}" = "$pid" ] || continue
-		[ "$(starttime "$pid")" = "${entry#*:}" ] && kill -KILL "$pid" 2>/dev/null
-	done
-	wait "$pid" 2>/dev/null
-	for ((i = 0; i < 1000; i++)); do
-		alive "$pid" || return 0
-		sleep 0.01
-	done
-	log "process $pid still runs 10 s after SIGKILL"
-	return 1
-}
-
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup()
-{
-	local entry pid
-	trap - EXIT INT TERM HUP
-	for entry in "${TRACKED[@]}"; do
-		pid=${entry%%:*}
-		[ "$(starttime "$pid")" = "${entry#*:}" ] && kill -KILL "$pid" 2>/dev/null
-	done
-	for entry in "${TRACKED[@]}"; do
-		wait "${entry%%:*}" 2>/dev/null
-	done
-	if [ "$MOUNTED" = 1 ]; then
-		# a process killed above may take a moment to release its files
-		local i
-		for ((i = 0; i < 50; i++)); do
-			umount "$MNT" 2>/dev/null && break
-			sleep 0.1
-		done
-		if mountpoint -q "$MNT"; then
-			log "cannot unmount $MNT: $(umount "$MNT" 2>&1); detaching it lazily"
-			umount -l "$MNT"
-		fi
-	fi
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-
-# Close every fd above 2 in this (sub)shell: a pipe inherited from whoever
-# runs the benchmark would become part of the workload's state, which ferry
-# refuses to dump.
-close_extra_fds()
-{
-	local fd
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
-	done
-	return 0
-}
-
-# start_workload NAME CMD ARGS...: start CMD with cwd WORK, stdin /dev/null,
-# output to $WORK/NAME.N.out; wait until it prints "ready". Sets WL_PID.
-start_workload()
-{
-	local name=$1 out i
-	shift
-	SEQ=$((SEQ + 1))
-	out=$WORK/$name.$SEQ.out
-	(close_extra_fds && cd "$WORK" && exec "$@") </dev/null >"$out" 2>&1 &
-	WL_PID=$!
-	track "$WL_PID"
-	for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
-		grep -q '^ready$' "$out" 2>/dev/null && return 0
-		alive "$WL_PID" || break
-		sleep 0.05
-	done
-	log "workload '$*' (pid $WL_PID) did not get ready: $(tail -n 3 "$out")"
-	kill_pid "$WL_PID"
-	return 1
-}
-
-# run_timed NAME CMD ARGS...: run CMD under timeit with a time limit; its
-# stdout and stderr go to $WORK/NAME.err. Sets T_WALL_NS, T_RSS_KIB. Returns
-# the command's exit status.
-run_timed()
-{
-	local name=$1 rc
-	shift
-	rm -f "$WORK/$name.time"
-	timeout -k 5 "$CMD_TIMEOUT" "$BIN/timeit" "$WORK/$name.time" "$@" \
-		>"$WORK/$name.err" 2>&1 3>&-
-	rc=$?
-	T_WALL_NS=""
-	T_RSS_KIB=""
-	[ -s "$WORK/$name.time" ] && read -r T_WALL_NS T_RSS_KIB _ <"$WORK/$name.time"
-	[ "$rc" = 124 ] && echo "timed out after $CMD_TIMEOUT s" >>"$WORK/$name.err"
-	# a command that "worked" without a timing did not work
-	[ -z "$T_WALL_NS" ] && [ "$rc" = 0 ] && rc=1
-	return "$rc"
-}
-
-# run_failed WHAT RC ERRFILE [LOG]: report a failed run on stderr.
-run_failed()
-{
-	FAILED=$((FAILED + 1))
-	log "FAILED (exit $2): $1"
-	sed 's/^/bench:   | /' "$3" >&3
-	[ -n "${4:-}" ] && [ -s "$4" ] && grep -E 'error|warn' "$4" | tail -n 3 | sed 's/^/bench:   log| /' >&3
-	return 0
-}
+compile "$BIN" memhog firsttouch timeit
+TIMEIT=$BIN/timeit
+bench_workdir ferry-bench
 
 # A field of the inventory's dump statistics, from `ferry show --json`.
 inventory_stat()
 {
-	"$FERRY" show --json "$1/inventory.img" 2>/dev/null |
-		sed -n "s/^[[:space:]]*\"$2\":[[:space:]]*\([0-9][0-9]*\).*/\1/p" | head -n 1
+	json_number "$("$FERRY" show --json "$1/inventory.img" 2>/dev/null)" "$2"
 }
 
-# Samples of each figure, by key: space-separated numbers.
-declare -A SAMPLES
-
-add()
+# figure_of KEY BENCH SIZE_MIB METRIC UNIT FORMAT WHAT [EXTRA]: the JSON
+# object of one figure (lib.sh's figure), with bench and size_mib.
+figure_of()
 {
-	SAMPLES[$1]="${SAMPLES[$1]:-} $2"
-}
-
-# median KEY: the median of the samples of KEY (nothing if it has none).
-median()
-{
-	# shellcheck disable=SC2086
-	printf '%s\n' ${SAMPLES[$1]:-} | sort -g | awk '
-		NF { v[++n] = $1 }
-		END {
-			if (n == 0) exit 1
-			if (n % 2) printf "%.6g\n", v[(n + 1) / 2]
-			else printf "%.6g\n", (v[n / 2] + v[n / 2 + 1]) / 2
-		}'
-}
-
-count()
-{
-	# shellcheck disable=SC2086
-	set -- ${SAMPLES[$1]:-}
-	echo $#
-}
-
-# fmt FORMAT NUMBER
-fmt()
-{
-	awk -v f="$1" -v x="$2" 'BEGIN { printf f, x }'
-}
-
-json_str()
-{
-	local s=$1
-	s=${s//\\/\\\\}
-	s=${s//\"/\\\"}
-	printf '"%s"' "$s"
-}
-
-# figure KEY BENCH SIZE_MIB METRIC UNIT FORMAT WHAT [EXTRA]: print the JSON
-# object of one figure: the median of KEY's samples, formatted with FORMAT.
-# EXTRA is a ready JSON fragment of further fields (without a leading comma).
-# Prints nothing (and says so on stderr) if KEY has no samples.
-figure()
-{
-	local key=$1 bench=$2 size=$3 metric=$4 unit=$5 format=$6 what=$7 extra=${8:-}
-	local med samples="" s n
-	med=$(median "$key") || {
-		log "no successful run for $bench $metric${size:+ ($size MiB)}: figure left out"
-		return 0
-	}
-	for s in ${SAMPLES[$key]}; do
-		samples="$samples${samples:+,}$(fmt "$format" "$s")"
-	done
-	n=$(count "$key")
-	printf '{"bench":"%s",' "$bench"
-	[ -n "$size" ] && printf '"size_mib":%s,' "$size"
-	printf '"metric":"%s","value":%s,"unit":"%s"' "$metric" "$(fmt "$format" "$med")" "$unit"
-	[ -n "$extra" ] && printf ',%s' "$extra"
-	printf ',"runs":%s,"samples":[%s],"what":%s}\n' "$n" "$samples" "$(json_str "$what")"
+	local head="\"bench\":\"$2\""
+	[ -n "$3" ] && head="$head,\"size_mib\":$3"
+	figure "$1" "$head" "$2 $4${3:+ ($3 MiB)}" "$4" "$5" "$6" "$7" "${8:-}"
 }
 
 # ratio_fields KEY LIMIT_KEY LIMIT_NAME [TARGET]: the fields that compare the
@@ -330,15 +99,6 @@ ratio_fields()
 			'BEGIN { print (r >= t) ? "true" : "false" }')"
 	fi
 	printf '%s' "$out"
-}
-
-# below_target KEY TARGET UNIT: target fields for "median of KEY < TARGET".
-below_target()
-{
-	local v
-	v=$(median "$1") || return 0
-	printf '"target":"< %s %s","target_met":%s' "$2" "$3" \
-		"$(awk -v v="$v" -v t="$2" 'BEGIN { print (v < t) ? "true" : "false" }')"
 }
 
 # ---------------------------------------------------------------- runs
@@ -378,13 +138,11 @@ dump_workload()
 {
 	local key=$1 pid=$2 img=$3 limit=${4:-} name rc frozen gbps
 	name=dump.$key.$SEQ
-	run_timed "$name" "$FERRY" dump -t "$pid" -D "$img" -v 2 -o "$WORK/$name.log"
+	ferry_timed "$name" dump -t "$pid" -D "$img"
 	rc=$?
 	# ferry kills the target after a dump; reap it so that its pid is free
 	wait "$pid" 2>/dev/null
 	if [ "$rc" != 0 ]; then
-		run_failed "ferry dump -t $pid -D $img -v 2 -o $WORK/$name.log" "$rc" \
-			"$WORK/$name.err" "$WORK/$name.log"
 		kill_pid "$pid"
 		return 1
 	fi
@@ -419,31 +177,18 @@ dump_workload()
 restore_workload()
 {
 	local key=$1 pid=$2 img=$3 bytes=$4 min_rss=${5:-0} limit=${6:-}
-	local name rc new logged rss_kib gbps
+	local name rc logged gbps
 	name=restore.$key.$SEQ
-	run_timed "$name" "$FERRY" restore -D "$img" -d --pidfile "$WORK/$name.pid" \
-		-v 2 -o "$WORK/$name.log"
+	ferry_timed "$name" restore -D "$img" -d --pidfile "$WORK/$name.pid"
 	rc=$?
-	new=$(tr -d '[:space:]' <"$WORK/$name.pid" 2>/dev/null)
-	[[ $new =~ ^[0-9]+$ ]] && track "$new"
+	read_pidfile "$WORK/$name.pid"
 	if [ "$rc" != 0 ]; then
-		run_failed "ferry restore -D $img -d --pidfile $WORK/$name.pid -v 2 -o $WORK/$name.log" \
-			"$rc" "$WORK/$name.err" "$WORK/$name.log"
-		[[ $new =~ ^[0-9]+$ ]] && kill_pid "$new"
+		[ -n "$NEW" ] && kill_pid "$NEW"
 		return 1
 	fi
-	if [ "$new" != "$pid" ] || ! alive "$new"; then
-		log "FAILED: restore of pid $pid: the pid file says '$new', running: $(alive "$new" && echo yes || echo no)"
-		FAILED=$((FAILED + 1))
-		[[ $new =~ ^[0-9]+$ ]] && kill_pid "$new"
-		return 1
-	fi
-	rss_kib=$(awk '/^RssAnon:/ { print $2 }' "/proc/$new/status" 2>/dev/null)
-	if [ "${rss_kib:-0}" -lt $((min_rss * 1024)) ]; then
-		log "WARNING: restored pid $new holds only ${rss_kib:-?} KiB of anonymous memory, expected >= $min_rss MiB"
-	fi
-	kill_pid "$new"
-	logged=$(sed -n 's/.*restored in \([0-9.][0-9.]*\) ms.*/\1/p' "$WORK/$name.log" | tail -n 1)
+	check_restored "$img" "$pid" "$min_rss" || return 1
+	kill_pid "$NEW"
+	logged=$(restored_in "$WORK/$name.log")
 	add "$key.restore.wall" "$(awk -v n="$T_WALL_NS" 'BEGIN { print n / 1e6 }')"
 	add "$key.restore.rss" "$(awk -v k="$T_RSS_KIB" 'BEGIN { print k / 1024 }')"
 	if [ -n "$bytes" ]; then
@@ -452,11 +197,7 @@ restore_workload()
 		[ -n "$limit" ] &&
 			add "$key.restore.ratio" "$(awk -v v="$gbps" -v l="$limit" 'BEGIN { print v / l }')"
 	fi
-	if [ -n "$logged" ]; then
-		add "$key.restore.logged" "$logged"
-	else
-		log "WARNING: no 'restored in X ms' line in $WORK/$name.log"
-	fi
+	[ -n "$logged" ] && add "$key.restore.logged" "$logged"
 	return 0
 }
 
@@ -464,10 +205,7 @@ restore_workload()
 memhog_cycle()
 {
 	local mib=$1 img
-	start_workload "memhog$mib" "$BIN/memhog" "$mib" || {
-		FAILED=$((FAILED + 1))
-		return 1
-	}
+	start_workload "memhog$mib" "$BIN/memhog" "$mib" || return 1
 	img=$MNT/img.$mib.$SEQ
 	if dump_workload "mem$mib" "$WL_PID" "$img" "$ROUND_TMPFS"; then
 		restore_workload "mem$mib" "$WL_PID" "$img" "$DUMP_BYTES" "$mib" "$ROUND_ANON"
@@ -492,10 +230,7 @@ PYEOF
 python_cycle()
 {
 	local entries=$1 img
-	start_workload python "$PY" -c "$(python_script "$entries")" || {
-		FAILED=$((FAILED + 1))
-		return 1
-	}
+	start_workload python "$PY" -c "$(python_script "$entries")" || return 1
 	img=$MNT/img.python.$SEQ
 	if dump_workload "py$entries" "$WL_PID" "$img"; then
 		restore_workload "py$entries" "$WL_PID" "$img" "$DUMP_BYTES"
@@ -505,24 +240,15 @@ python_cycle()
 
 # ---------------------------------------------------------------- main
 
-mkdir "$MNT" || die "cannot create $MNT"
 # the limit file (1 GiB) and the largest images (1 GiB) never coexist
-mount -t tmpfs -o size=2g,mode=0700 ferry-bench "$MNT" || die "cannot mount a tmpfs on $MNT"
-MOUNTED=1
+mount_tmpfs 2g ferry-bench
 
 log "ferry $FERRY, $RUNS rounds; kernel $(uname -r), $(nproc) CPUs, THP $(sed 's/.*\[\(.*\)\].*/\1/' \
 	/sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
 START_S=$SECONDS
-# Memory this VM has not touched for a while is slow to hand out the first
-# time (the host backs it then), and nothing here controls which pages a
-# workload or a tmpfs gets: touch enough memory once so that the figures and
-# the limits they are compared with all get memory the host already backs.
-if out=$("$BIN/firsttouch" anon "$WARMUP_MIB"); then
-	log "warm-up: $WARMUP_MIB MiB of anonymous memory touched at $(awk -v o="$out" \
-		'BEGIN { split(o, f, " "); printf "%.2f", f[1] / f[2] }') GB/s (not a figure)"
-else
-	log "warm-up failed: $BIN/firsttouch anon $WARMUP_MIB"
-fi
+# nothing here controls which pages a workload or a tmpfs gets: touch enough
+# memory once (see warm_up in lib.sh)
+warm_up "$BIN/firsttouch" "$WARMUP_MIB"
 for ((round = 1; round <= RUNS; round++)); do
 	log "round $round/$RUNS: limits, memhog $SIZES_MIB MiB"
 	measure_limits
@@ -544,10 +270,10 @@ log "done in $((SECONDS - START_S)) s"
 
 # ---------------------------------------------------------------- figures
 
-figure limit.tmpfs limit "$LIMIT_MIB" tmpfs_write GB/s %.3f \
+figure_of limit.tmpfs limit "$LIMIT_MIB" tmpfs_write GB/s %.3f \
 	"machine limit: first-touch write of $LIMIT_MIB MiB into a new file on a fresh tmpfs, with $LIMIT_CHUNK_KIB KiB write() calls from one pre-touched buffer (open to close); GB = 1e9 bytes" \
 	'"name":"tmpfs_write"'
-figure limit.anon limit "$LIMIT_MIB" anon_first_touch GB/s %.3f \
+figure_of limit.anon limit "$LIMIT_MIB" anon_first_touch GB/s %.3f \
 	"machine limit: mmap of $LIMIT_MIB MiB of private anonymous memory and memset of every byte (page faults, kernel zeroing, then the write); GB = 1e9 bytes" \
 	'"name":"anon_first_touch"'
 
@@ -555,26 +281,26 @@ for mib in $SIZES_MIB; do
 	k=mem$mib
 	is_target=0
 	[ "$mib" = 1024 ] && is_target=1
-	figure "$k.dump.wall" dump "$mib" wall_time ms %.1f \
+	figure_of "$k.dump.wall" dump "$mib" wall_time ms %.1f \
 		"wall time of 'ferry dump -t PID -D DIR' (fork+exec to exit) of memhog holding $mib MiB of non-zero private anonymous memory, images on tmpfs"
-	figure "$k.dump.frozen" dump "$mib" frozen_time ms %.1f \
+	figure_of "$k.dump.frozen" dump "$mib" frozen_time ms %.1f \
 		"time the target was frozen during that dump (frozen_ns of the inventory's stats)"
-	figure "$k.dump.gbps" dump "$mib" throughput GB/s %.3f \
+	figure_of "$k.dump.gbps" dump "$mib" throughput GB/s %.3f \
 		"bytes_written (inventory stats: page data written) divided by the dump's wall time; GB = 1e9 bytes" \
 		"$(ratio_fields "$k.dump.gbps" limit.tmpfs tmpfs_write \
 			"$([ $is_target = 1 ] && echo $TARGET_DUMP_RATIO)")"
-	figure "$k.dump.rss" dump "$mib" peak_rss MiB %.1f \
+	figure_of "$k.dump.rss" dump "$mib" peak_rss MiB %.1f \
 		"peak resident set of the ferry dump process (ru_maxrss from wait4)" \
 		"$([ $is_target = 1 ] && below_target "$k.dump.rss" $TARGET_DUMP_RSS_MIB MiB)"
-	figure "$k.restore.wall" restore "$mib" wall_time ms %.1f \
+	figure_of "$k.restore.wall" restore "$mib" wall_time ms %.1f \
 		"wall time of 'ferry restore -D DIR -d --pidfile F' of that image (fork+exec to exit; it exits once the process runs)"
-	figure "$k.restore.logged" restore "$mib" ferry_time ms %.1f \
+	figure_of "$k.restore.logged" restore "$mib" ferry_time ms %.1f \
 		"ferry's own 'pid N restored in X ms' (from its start of the restore to the process running; excludes exec and exit)"
-	figure "$k.restore.gbps" restore "$mib" throughput GB/s %.3f \
+	figure_of "$k.restore.gbps" restore "$mib" throughput GB/s %.3f \
 		"bytes of page data in the image (the dump's bytes_written) divided by the restore's wall time; GB = 1e9 bytes" \
 		"$(ratio_fields "$k.restore.gbps" limit.anon anon_first_touch \
 			"$([ $is_target = 1 ] && echo $TARGET_RESTORE_RATIO)")"
-	figure "$k.restore.rss" restore "$mib" peak_rss MiB %.1f \
+	figure_of "$k.restore.rss" restore "$mib" peak_rss MiB %.1f \
 		"peak resident set of the ferry restore process (ru_maxrss from wait4; includes page-cache pages of the image it maps, e.g. to verify checksums)"
 done
 
@@ -585,15 +311,15 @@ if [ -n "$PY" ]; then
 			image_mib=$(awk -v b="$image_mib" 'BEGIN { printf "%.1f", b / 1048576 }')
 		py_fields="\"dict_entries\":$entries,\"image_mib\":${image_mib:-null}"
 		py_what="python3 -c script that built a dict of $entries entries and sleeps in time.sleep (image_mib: MiB of page data in its image); images on tmpfs"
-		figure "$k.restore.wall" python "" restore_wall_time ms %.2f \
+		figure_of "$k.restore.wall" python "" restore_wall_time ms %.2f \
 			"wall time of 'ferry restore -D DIR -d --pidfile F' (fork+exec to exit: from start to running) of a $py_what" \
 			"$py_fields,$(below_target "$k.restore.wall" $TARGET_PY_RESTORE_MS ms)"
-		figure "$k.restore.logged" python "" restore_time ms %.2f \
+		figure_of "$k.restore.logged" python "" restore_time ms %.2f \
 			"ferry's own 'pid N restored in X ms' (excludes exec and exit) for the restore of a $py_what" \
 			"$py_fields,$(below_target "$k.restore.logged" $TARGET_PY_RESTORE_MS ms)"
-		figure "$k.dump.wall" python "" dump_wall_time ms %.1f \
+		figure_of "$k.dump.wall" python "" dump_wall_time ms %.1f \
 			"wall time of 'ferry dump -t PID -D DIR' of a $py_what" "$py_fields"
-		figure "$k.dump.frozen" python "" dump_frozen_time ms %.1f \
+		figure_of "$k.dump.frozen" python "" dump_frozen_time ms %.1f \
 			"time that python3 process was frozen during the dump (frozen_ns of the inventory's stats)" \
 			"$py_fields"
 	done
