@@ -471,6 +471,43 @@ static void show_image_json(FILE *f, const struct shown_image *img, int indent)
 	}
 }
 
+/* lazy-stats.json, written by `ferry lazy-pages` when every page arrived. */
+struct lazy_stats {
+	unsigned long on_fault, faults, background;
+	double p50, p99, max, total_ms;
+};
+
+static bool read_lazy_stats(int dirfd, struct lazy_stats *ls)
+{
+	char *text = NULL;
+	struct ferry_err err;
+	bool ok;
+
+	if (dirfd < 0 || faccessat(dirfd, "lazy-stats.json", F_OK, 0) < 0 ||
+	    read_file_at(dirfd, "lazy-stats.json", &text, NULL, &err) < 0)
+		return false;
+	ok = sscanf(text,
+		    "{\"pages_on_fault\":%lu,\"faults\":%lu,\"pages_background\":%lu,"
+		    "\"fault_p50_us\":%lf,\"fault_p99_us\":%lf,\"fault_max_us\":%lf,"
+		    "\"total_ms\":%lf}",
+		    &ls->on_fault, &ls->faults, &ls->background, &ls->p50, &ls->p99, &ls->max,
+		    &ls->total_ms) == 7;
+	free(text);
+	return ok;
+}
+
+static void show_lazy_stats_text(FILE *f, int dirfd)
+{
+	struct lazy_stats ls;
+
+	if (!read_lazy_stats(dirfd, &ls))
+		return;
+	fprintf(f,
+		"  post-copy  %lu pages on %lu faults, %lu in the background; fault latency "
+		"p50 %.1f us, p99 %.1f us, max %.1f us; all pages after %.1f ms\n",
+		ls.on_fault, ls.faults, ls.background, ls.p50, ls.p99, ls.max, ls.total_ms);
+}
+
 static void show_dir_text(FILE *f, const char *dir, int dirfd, struct shown_image *imgs, size_t n)
 {
 	const struct shown_image *inv = NULL;
@@ -486,6 +523,7 @@ static void show_dir_text(FILE *f, const char *dir, int dirfd, struct shown_imag
 		show_inventory(f, dirfd, (const Inventory *)inv->msg);
 	else if (inv->msg)
 		fprintf(f, "  inventory.img holds a %s image\n", img_kind_name(inv->kind));
+	show_lazy_stats_text(f, dirfd);
 	fputc('\n', f);
 	for (size_t i = 0; i < n; i++)
 		if ((int)strlen(imgs[i].name) > width)
@@ -499,10 +537,18 @@ static void show_dir_text(FILE *f, const char *dir, int dirfd, struct shown_imag
 		show_image_text(f, &imgs[i]);
 }
 
-static void show_dir_json(FILE *f, const char *dir, struct shown_image *imgs, size_t n)
+static void show_dir_json(FILE *f, const char *dir, int dirfd, struct shown_image *imgs, size_t n)
 {
+	struct lazy_stats ls;
+
 	fputs("{\n  \"dir\": ", f);
 	pb_json_string(f, dir, strlen(dir));
+	if (read_lazy_stats(dirfd, &ls))
+		fprintf(f,
+			",\n  \"lazy_stats\": {\"pages_on_fault\": %lu, \"faults\": %lu, "
+			"\"pages_background\": %lu, \"fault_p50_us\": %.1f, \"fault_p99_us\": %.1f, "
+			"\"fault_max_us\": %.1f, \"total_ms\": %.1f}",
+			ls.on_fault, ls.faults, ls.background, ls.p50, ls.p99, ls.max, ls.total_ms);
 	fputs(",\n  \"images\": {", f);
 	for (size_t i = 0; i < n; i++) {
 		fputs(i ? ",\n    " : "\n    ", f);
@@ -555,7 +601,7 @@ static int show_dir(const char *dir, bool json)
 		}
 	}
 	if (json)
-		show_dir_json(stdout, dir, imgs, n);
+		show_dir_json(stdout, dir, dirfd, imgs, n);
 	else
 		show_dir_text(stdout, dir, dirfd, imgs, n);
 out:

@@ -194,6 +194,10 @@ on_fault=$(lazy_stat pages_on_fault)
 background=$(lazy_stat pages_background)
 [ "$on_fault" -gt 0 ] || fail "lazy-stats.json: no page arrived on a fault ($(cat "$IMG/lazy-stats.json"))"
 [ "$background" -gt 0 ] || fail "lazy-stats.json: no page arrived in the background ($(cat "$IMG/lazy-stats.json"))"
+"$FERRY" show --json "$IMG" | python3 -c 'import json, sys; s = json.load(sys.stdin)["lazy_stats"]; sys.exit(s["pages_on_fault"] <= 0)' ||
+	fail "ferry show --json does not give the post-copy statistics"
+"$FERRY" show "$IMG" | grep -q '^  post-copy .* pages on .* faults' ||
+	fail "ferry show does not give the post-copy statistics"
 wl_expect_pass "$RESTORED_PID" "$OUT"
 [ -z "$RESTORED_INIT" ] || "$WL/pidwait" "$RESTORED_INIT" 10 >/dev/null 2>&1 || fail "the restored init still runs"
 say "$on_fault pages on faults, $background in the background"
