@@ -324,7 +324,11 @@ static int recv_answer(struct daemon *d, int fd, struct ferry_err *err)
 		} else {
 			/* zero kind: nothing to fetch, the pages read as zeros */
 			memset(d->buf, 0, WIN_MAX);
-			uint64_t zl = m.u.pages.nr_pages * PAGE_SIZE;
+			/* never more than was asked: a hostile count must not spin here */
+			uint64_t nr = m.u.pages.nr_pages;
+			if (!q || nr > q->nr)
+				nr = q ? q->nr : 0;
+			uint64_t zl = nr * PAGE_SIZE;
 			for (uint64_t off = 0; r == 0 && off < zl; off += WIN_MAX)
 				r = deliver(d, m.u.pages.vaddr + off,
 					    zl - off < WIN_MAX ? zl - off : WIN_MAX, d->buf, err);
