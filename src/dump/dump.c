@@ -464,6 +464,7 @@ int ferry_dump(const struct dump_opts *o, struct ferry_err *err)
 	r = preflight(&d, err);
 	if (r == 0)
 		r = check_pidns(&d, err);
+	bool made_dir = access(o->dir, F_OK) < 0;
 	if (r == 0)
 		r = mkdir_p(o->dir, 0700, err);
 	if (r < 0)
@@ -569,6 +570,8 @@ out:
 	}
 	if (outfd >= 0)
 		close(outfd);
+	if (r < 0 && made_dir)
+		rmdir(o->dir); /* only if still empty: a failed dump leaves nothing */
 	proc_free_maps(d.vmas, d.nvmas);
 	dz_free_all(&d);
 	return r;
