@@ -551,3 +551,34 @@ refuse_check()
 	refused_dump_check "$2"
 	wl_expect_pass "$WL_PID" "$WL_OUT"
 }
+
+# ---------------------------------------------------------------- two hosts
+
+# two_hosts TAG SUBNET: network namespaces NS_SRC (SUBNET.1) and NS_DST
+# (SUBNET.2), e.g. SUBNET=10.199.7, joined by a veth pair; removed by
+# two_hosts_remove, and when the test exits (its exit status kept). Skips if
+# namespaces cannot be made.
+two_hosts_remove()
+{
+	ip netns del "$NS_SRC" 2>/dev/null
+	ip netns del "$NS_DST" 2>/dev/null
+}
+
+two_hosts()
+{
+	local tag=$1 net=$2
+	command -v ip >/dev/null || skip "no ip command (iproute2)"
+	NS_SRC=ferry-$tag-src-$$
+	NS_DST=ferry-$tag-dst-$$
+	trap 'rc=$?; two_hosts_remove; (exit $rc); cleanup' EXIT
+	ip netns add "$NS_SRC" || skip "cannot create network namespaces"
+	ip netns add "$NS_DST" || fail "cannot create a second network namespace"
+	ip link add "${tag}s$$" netns "$NS_SRC" type veth peer name "${tag}d$$" netns "$NS_DST" ||
+		fail "cannot create the veth pair"
+	ip -n "$NS_SRC" addr add "$net.1/24" dev "${tag}s$$" &&
+		ip -n "$NS_SRC" link set "${tag}s$$" up && ip -n "$NS_SRC" link set lo up ||
+		fail "cannot configure $NS_SRC"
+	ip -n "$NS_DST" addr add "$net.2/24" dev "${tag}d$$" &&
+		ip -n "$NS_DST" link set "${tag}d$$" up && ip -n "$NS_DST" link set lo up ||
+		fail "cannot configure $NS_DST"
+}

@@ -9,24 +9,7 @@
 LAZY_LIB=1 . "$(dirname "$0")/52-lazy-restore-loopback-exact.sh"
 
 lazy_help_check
-command -v ip >/dev/null || skip "no ip command (iproute2)"
-NS_SRC=ferry-lz-src-$$
-NS_DST=ferry-lz-dst-$$
-netns_cleanup()
-{
-	ip netns del "$NS_SRC" 2>/dev/null
-	ip netns del "$NS_DST" 2>/dev/null
-}
-# (cleanup takes the exit status from $?: keep it)
-trap 'rc=$?; netns_cleanup; (exit $rc); cleanup' EXIT
-ip netns add "$NS_SRC" || skip "cannot create network namespaces"
-ip netns add "$NS_DST" || fail "cannot create a second network namespace"
-ip link add lzs$$ netns "$NS_SRC" type veth peer name lzd$$ netns "$NS_DST" ||
-	fail "cannot create the veth pair"
-ip -n "$NS_SRC" addr add 10.199.8.1/24 dev lzs$$ && ip -n "$NS_SRC" link set lzs$$ up &&
-	ip -n "$NS_SRC" link set lo up || fail "cannot configure $NS_SRC"
-ip -n "$NS_DST" addr add 10.199.8.2/24 dev lzd$$ && ip -n "$NS_DST" link set lzd$$ up &&
-	ip -n "$NS_DST" link set lo up || fail "cannot configure $NS_DST"
+two_hosts lz 10.199.8
 
 LAZY_ADDR=10.199.8.1
 PORT=27019
@@ -43,6 +26,6 @@ lazy_step_run
 lazy_wait_done
 [ "$(lazy_stat pages_background)" -gt 0 ] || fail "no page came in the background"
 wl_expect_pass "$RESTORED_PID" "$OUT"
-netns_cleanup
+two_hosts_remove
 ip netns list | grep -q "ferry-lz-.*-$$" && fail "the network namespaces are still there"
 exit 0

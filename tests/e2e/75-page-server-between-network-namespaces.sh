@@ -8,23 +8,7 @@
 
 ps_need_dump
 
-command -v ip >/dev/null || skip "no ip command (iproute2)"
-NS_SRC=ferry-ps-src-$$
-NS_DST=ferry-ps-dst-$$
-netns_cleanup()
-{
-	ip netns del "$NS_SRC" 2>/dev/null
-	ip netns del "$NS_DST" 2>/dev/null
-}
-trap 'rc=$?; netns_cleanup; (exit $rc); cleanup' EXIT
-ip netns add "$NS_SRC" || skip "cannot create network namespaces"
-ip netns add "$NS_DST" || fail "cannot create a second network namespace"
-ip link add veth-s$$ netns "$NS_SRC" type veth peer name veth-d$$ netns "$NS_DST" ||
-	fail "cannot create the veth pair"
-ip -n "$NS_SRC" addr add 10.199.7.1/24 dev veth-s$$ && ip -n "$NS_SRC" link set veth-s$$ up &&
-	ip -n "$NS_SRC" link set lo up || fail "cannot configure $NS_SRC"
-ip -n "$NS_DST" addr add 10.199.7.2/24 dev veth-d$$ && ip -n "$NS_DST" link set veth-d$$ up &&
-	ip -n "$NS_DST" link set lo up || fail "cannot configure $NS_DST"
+two_hosts ps 10.199.7
 
 CMD_PREFIX="ip netns exec $NS_DST" ADDR=10.199.7.2 ps_start "$T/dst" ps
 wl_ready mem

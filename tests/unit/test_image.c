@@ -20,56 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "unit.h"
 #include "core/image.h"
 
-#define assert_msg_has(err, sub)                                                                   \
-	do {                                                                                       \
-		if (!strstr((err)->msg, (sub)))                                                    \
-			fail_msg("error \"%s\" does not contain \"%s\"", (err)->msg, (sub));       \
-	} while (0)
-
-struct tmpdir {
-	char path[64];
-	int fd;
-};
-
-static int make_tmpdir(void **state)
-{
-	struct tmpdir *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -1;
-	snprintf(t->path, sizeof(t->path), "/tmp/ferry-test-image-XXXXXX");
-	if (!mkdtemp(t->path)) {
-		free(t);
-		return -1;
-	}
-	t->fd = open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (t->fd < 0) {
-		rmdir(t->path);
-		free(t);
-		return -1;
-	}
-	*state = t;
-	return 0;
-}
-
-static int remove_tmpdir(void **state)
-{
-	struct tmpdir *t = *state;
-	DIR *d = fdopendir(dup(t->fd));
-	struct dirent *de;
-
-	while (d && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(t->fd, de->d_name, 0);
-	if (d)
-		closedir(d);
-	close(t->fd);
-	rmdir(t->path);
-	free(t);
-	return 0;
-}
 
 static void write_inventory(int dirfd, const char *name)
 {
@@ -391,7 +344,6 @@ static void image_names_carry_prefix_and_id(void **state)
 	assert_null(img_kind_desc(IMG_PAGES));
 }
 
-#define TMP_TEST(f) cmocka_unit_test_setup_teardown(f, make_tmpdir, remove_tmpdir)
 
 int main(void)
 {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "unit.h"
 #include "core/image.h"
 #include "core/util.h"
 #include "mem/dump_mem.h"
@@ -37,61 +38,12 @@
 #define SNAP_CHILD "33333333333333333333333333333333"
 #define SNAP_OTHER "44444444444444444444444444444444"
 
-#define assert_msg_has(err, sub)                                                                   \
-	do {                                                                                       \
-		if (!strstr((err)->msg, (sub)))                                                    \
-			fail_msg("error \"%s\" does not contain \"%s\"", (err)->msg, (sub));       \
-	} while (0)
 
 #define check(call, err)                                                                           \
 	do {                                                                                       \
 		if ((call) < 0)                                                                    \
 			fail_msg("%s: %s", #call, (err)->msg);                                     \
 	} while (0)
-
-/* ---- temporary directories ---- */
-
-struct tmpdir {
-	char path[64];
-	int fd;
-};
-
-static int make_tmpdir(void **state)
-{
-	struct tmpdir *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -1;
-	snprintf(t->path, sizeof(t->path), "/tmp/ferry-test-pagerun-XXXXXX");
-	if (!mkdtemp(t->path)) {
-		free(t);
-		return -1;
-	}
-	t->fd = open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (t->fd < 0) {
-		rmdir(t->path);
-		free(t);
-		return -1;
-	}
-	*state = t;
-	return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	remove(path);
-	return 0;
-}
-
-static int remove_tmpdir(void **state)
-{
-	struct tmpdir *t = *state;
-
-	close(t->fd);
-	nftw(t->path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(t);
-	return 0;
-}
 
 static bool exists(int dirfd, const char *name)
 {
@@ -1274,7 +1226,6 @@ static void empty_pagemap_covers_nothing(void **state)
 	assert_false(pagemap_covers(&tp.pm, 0x10000, 0x1000));
 }
 
-#define TMP_TEST(f) cmocka_unit_test_setup_teardown(f, make_tmpdir, remove_tmpdir)
 
 int main(void)
 {
