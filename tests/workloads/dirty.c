@@ -95,12 +95,6 @@ static uint8_t small_state[MAX_REGIONS][N_PAGES];
 static int read_src_fd = -1;
 static uint8_t page_buf[65536];
 
-static volatile sig_atomic_t steps_requested;
-
-static void on_sigusr1(int sig)
-{
-	steps_requested++;
-}
 
 static uint64_t seed_of(const struct region *r, size_t page, uint32_t gen)
 {
@@ -557,8 +551,7 @@ static void setup_shared(size_t s_pages)
 int main(int argc, char **argv)
 {
 	char path[PATH_MAX];
-	sigset_t block, wait;
-	struct sigaction sa;
+	sigset_t wait;
 	uint32_t steps_done = 0;
 	size_t mib = 16, s_pages = S_PAGES_DEFAULT;
 
@@ -575,16 +568,7 @@ int main(int argc, char **argv)
 	if (ps > sizeof(page_buf))
 		wl_setup_fail("page size %zu is too large", ps);
 
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_sigusr1;
-	sigaction(SIGUSR1, &sa, NULL);
-	sigemptyset(&block);
-	sigaddset(&block, SIGUSR1);
-	sigaddset(&block, SIGUSR2);
-	sigprocmask(SIG_BLOCK, &block, &wait);
-	sigdelset(&wait, SIGUSR1);
-	sigdelset(&wait, SIGUSR2);
+	wl_catch_usr1(&wait);
 
 	setup_a(mib);
 	setup_f();
@@ -594,7 +578,7 @@ int main(int argc, char **argv)
 	wl_ready();
 	/* both signals stay blocked except in sigsuspend: steps run uninterrupted */
 	while (!wl_check_requested) {
-		if (steps_done < (uint32_t)steps_requested) {
+		if (steps_done < (uint32_t)wl_usr1_count) {
 			do_step(++steps_done);
 			continue;
 		}

@@ -78,15 +78,8 @@ static struct node *heap_list;
 static bool child_ran;
 static unsigned long child_report[4]; /* checked, bad, first bad, not arrived */
 static int child_status = -1;
-static volatile sig_atomic_t script_requested;
 static bool script_ran;
 static uint64_t touch_ns[TOUCH_PAGES];
-
-static void on_sigusr1(int sig)
-{
-	(void)sig;
-	script_requested = 1;
-}
 
 static uint64_t seed_of(size_t page, unsigned gen)
 {
@@ -506,8 +499,7 @@ static void check_all(void)
 
 int main(int argc, char **argv)
 {
-	sigset_t block, wait;
-	struct sigaction sa;
+	sigset_t blocked, wait;
 	size_t mib = 64;
 	bool hb = false;
 
@@ -524,22 +516,13 @@ int main(int argc, char **argv)
 		hb = true;
 	}
 
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_sigusr1;
-	sigaction(SIGUSR1, &sa, NULL);
-	sigemptyset(&block);
-	sigaddset(&block, SIGUSR1);
-	sigaddset(&block, SIGUSR2);
-	sigprocmask(SIG_BLOCK, &block, &wait);
-	sigdelset(&wait, SIGUSR1);
-	sigdelset(&wait, SIGUSR2);
+	wl_catch_usr1(&wait);
 
 	setup(mib);
 	wl_ready();
 	uint64_t last = 0;
 	while (!wl_check_requested) {
-		if (script_requested && !script_ran) {
+		if (wl_usr1_count && !script_ran) {
 			script_ran = true;
 			run_script();
 			last = 0; /* the steps' own time is no gap */
@@ -561,8 +544,8 @@ int main(int argc, char **argv)
 		last = now;
 		sigpending(&pending);
 		if (sigismember(&pending, SIGUSR1) || sigismember(&pending, SIGUSR2)) {
-			sigprocmask(SIG_SETMASK, &wait, NULL);
-			sigprocmask(SIG_BLOCK, &block, NULL);
+			sigprocmask(SIG_SETMASK, &wait, &blocked); /* let them in, then block again */
+			sigprocmask(SIG_SETMASK, &blocked, NULL);
 		}
 	}
 	check_all();

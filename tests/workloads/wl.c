@@ -665,3 +665,28 @@ size_t wl_page_size(void)
 		page = (size_t)sysconf(_SC_PAGESIZE);
 	return page;
 }
+
+volatile sig_atomic_t wl_usr1_count;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	wl_usr1_count++;
+}
+
+void wl_catch_usr1(sigset_t *wait)
+{
+	struct sigaction sa;
+	sigset_t block;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &block, wait);
+	sigdelset(wait, SIGUSR1);
+	sigdelset(wait, SIGUSR2);
+}

@@ -31,6 +31,12 @@
 #define WL_EXIT_UNSUPPORTED 3
 
 extern volatile sig_atomic_t wl_check_requested;
+/* SIGUSR1s received since wl_catch_usr1(). */
+extern volatile sig_atomic_t wl_usr1_count;
+
+/* Count SIGUSR1 in wl_usr1_count; block SIGUSR1 and SIGUSR2, and set *wait to
+ * the mask that lets both in (for sigsuspend), so steps run uninterrupted. */
+void wl_catch_usr1(sigset_t *wait);
 extern const char *wl_name;
 
 /* Parses `NAME OUTFILE ARGS...`; exits 2 with usage if fewer than min_args ARGS. */
