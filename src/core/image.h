@@ -17,7 +17,9 @@
 #ifndef FERRY_CORE_IMAGE_H
 #define FERRY_CORE_IMAGE_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "core/err.h"
@@ -53,6 +55,12 @@ enum img_kind {
 #define FERRY_MADV_NOHUGEPAGE 0x8u
 #define FERRY_MADV_WIPEONFORK 0x10u
 #define FERRY_MADV_MERGEABLE 0x20u
+
+/* Private anonymous memory (anon, heap, stack): what post-copy leaves lazy. */
+static inline bool vma_is_private_anon(const Vma *v)
+{
+	return !strcmp(v->kind, "anon") || !strcmp(v->kind, "heap") || !strcmp(v->kind, "stack");
+}
 
 struct img_hdr {
 	char magic[8];

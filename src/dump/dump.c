@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/nsinit.h"
 #include "core/util.h"
 #include "dump/internal.h"
 #include "lazy/lazy.h"
@@ -108,15 +109,14 @@ static void remove_dir_files(int dirfd, bool only_images)
 	closedir(dir);
 }
 
+/* From the status just parsed. */
 static int refuse_threads(struct dump_ctx *d, struct ferry_err *err)
 {
-	int r = proc_count_threads(d->pid, err);
-
-	if (r > 1)
+	if (d->st.threads > 1)
 		return ferry_refuse(err, EOPNOTSUPP,
 				    "pid %d has %d threads: multi-threaded processes are not supported yet",
-				    d->pid, r);
-	return r < 0 ? r : 0;
+				    d->pid, d->st.threads);
+	return 0;
 }
 
 /* Refusals that need no ptrace: the target is not touched at all. */
@@ -173,30 +173,6 @@ static int same_exe(pid_t a, pid_t b)
 	na = readlink(pa, la, sizeof(la));
 	nb = readlink(pb, lb, sizeof(lb));
 	return na > 0 && na == nb && !memcmp(la, lb, na);
-}
-
-static int read_time_offsets(pid_t pid, int64_t *mono, int64_t *boot, struct ferry_err *err)
-{
-	char path[64], *text = NULL, *line, *save = NULL;
-	int r;
-
-	*mono = *boot = 0;
-	snprintf(path, sizeof(path), "/proc/%d/timens_offsets", pid);
-	r = read_file(path, &text, NULL, err);
-	if (r < 0)
-		return r;
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char name[32];
-		long long s, ns;
-		if (sscanf(line, "%31s %lld %lld", name, &s, &ns) != 3)
-			continue;
-		if (!strcmp(name, "monotonic") || !strcmp(name, "1"))
-			*mono = s * 1000000000LL + ns;
-		else if (!strcmp(name, "boottime") || !strcmp(name, "7"))
-			*boot = s * 1000000000LL + ns;
-	}
-	free(text);
-	return 0;
 }
 
 /* Which pid namespace: the host's, or one made by `ferry run`. */
@@ -282,7 +258,7 @@ static int fill_pstree(struct dump_ctx *d, struct ferry_err *err)
 	d->pstree.pid_ns_mode = d->ferry_run ? "ferry-run" : "host";
 	if (d->ferry_run) {
 		int64_t mono, boot;
-		int r = read_time_offsets(d->pid, &mono, &boot, err);
+		int r = nsinit_read_time_offsets(d->pid, &mono, &boot, err);
 		if (r < 0)
 			return r;
 		d->pstree.has_monotonic_at_dump_ns = true;
@@ -404,10 +380,9 @@ static int collect(struct dump_ctx *d, struct ferry_err *err)
 	int r;
 
 	/* what preflight saw may have changed before the freeze: look again */
-	r = refuse_threads(d, err);
-	if (r < 0)
-		return r;
 	r = proc_parse_status(d->pid, &d->st, err);
+	if (r == 0)
+		r = refuse_threads(d, err);
 	if (r == 0)
 		r = proc_parse_stat(d->pid, &d->stat, err);
 	if (r == 0)
@@ -475,15 +450,16 @@ int ferry_dump(const struct dump_opts *o, struct ferry_err *err)
 		goto out;
 	}
 	snprintf(partname, sizeof(partname), ".partial-%d", d.pid);
+	/* a partial directory left by a dump that died: reuse it, emptied */
 	d.dirfd = openat(outfd, partname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d.dirfd >= 0) {
 		remove_dir_files(d.dirfd, false);
-		close(d.dirfd);
 	} else if (mkdirat(outfd, partname, 0700) < 0) {
 		r = ferry_fail_errno(err, "create %s/%s", o->dir, partname);
 		goto out;
+	} else {
+		d.dirfd = openat(outfd, partname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
-	d.dirfd = openat(outfd, partname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (d.dirfd < 0) {
 		r = ferry_fail_errno(err, "open %s/%s", o->dir, partname);
 		goto out;

@@ -306,14 +306,11 @@ int dump_fds(struct dump_ctx *d, struct ferry_err *err)
 			other = j != i && !strcmp(d->fds.ofds[j]->kind, "pipe") &&
 				d->fds.ofds[j]->pipe_id == f->pipe_id &&
 				(d->fds.ofds[j]->flags & O_ACCMODE) != (f->flags & O_ACCMODE);
-		if (!other) {
-			for (size_t k = 0; k < d->fds.n_fds; k++)
-				if (d->fds.fds[k]->ofd == i)
-					return ferry_refuse(err, EOPNOTSUPP,
-							  "fd %d is a pipe whose other end is "
-							  "outside the process: not supported yet",
-							  d->fds.fds[k]->fd);
-		}
+		if (!other) /* first_fd[i]: the lowest fd of that description */
+			return ferry_refuse(err, EOPNOTSUPP,
+					    "fd %d is a pipe whose other end is outside the process: "
+					    "not supported yet",
+					    first_fd[i]);
 	}
 	return 0;
 }

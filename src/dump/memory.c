@@ -132,7 +132,7 @@ static bool want_tracking(const struct dump_ctx *d)
 static enum mem_area_kind area_kind(const Vma *v, bool *ok)
 {
 	*ok = true;
-	if (!strcmp(v->kind, "anon") || !strcmp(v->kind, "heap") || !strcmp(v->kind, "stack"))
+	if (vma_is_private_anon(v))
 		return MA_PRIVATE_ANON;
 	if (!strcmp(v->kind, "file") && !(v->flags & MAP_SHARED))
 		return MA_PRIVATE_FILE;
@@ -219,21 +219,17 @@ static int open_remote(struct dump_ctx *d, struct page_xfer **x, struct ferry_er
 /* Post-copy: the data of private anonymous pages stays on the source. */
 static void make_lazy(struct dump_ctx *d)
 {
+	size_t k = 0; /* plan runs and VMAs are both sorted: one walk */
+
 	for (size_t i = 0; i < d->plan.n; i++) {
 		struct plan_run *p = &d->plan.runs[i];
-		if (!(p->flags & FERRY_PR_PRESENT))
+		while (k < d->mm.n_vmas && d->mm.vmas[k]->end <= p->vaddr)
+			k++;
+		if (!(p->flags & FERRY_PR_PRESENT) || k == d->mm.n_vmas ||
+		    p->vaddr < d->mm.vmas[k]->start || !vma_is_private_anon(d->mm.vmas[k]))
 			continue;
-		for (size_t k = 0; k < d->mm.n_vmas; k++) {
-			const Vma *v = d->mm.vmas[k];
-			if (p->vaddr < v->start || p->vaddr >= v->end)
-				continue;
-			bool ok;
-			if (area_kind(v, &ok) == MA_PRIVATE_ANON && ok) {
-				p->flags = FERRY_PR_LAZY;
-				d->mstats.pages_written -= p->nr_pages;
-			}
-			break;
-		}
+		p->flags = FERRY_PR_LAZY;
+		d->mstats.pages_written -= p->nr_pages;
 	}
 }
 

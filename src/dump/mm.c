@@ -270,8 +270,6 @@ int dump_mm(struct dump_ctx *d, struct ferry_err *err)
 		m->end = v->end;
 		m->prot = v->prot;
 		m->pgoff = v->pgoff;
-		if (v->vmflags & VMF_GD)
-			m->flags |= MAP_GROWSDOWN;
 		r = classify_vma(d, v, m, err);
 		if (r < 0)
 			return r;

@@ -191,15 +191,15 @@ int infect_syscall(struct infect *ic, long nr, long *ret, unsigned long a1, unsi
 	regs.r10 = a4;
 	regs.r8 = a5;
 	regs.r9 = a6;
-	if (ptrace(PTRACE_SETREGS, ic->pid, 0, &regs) < 0)
-		return ferry_fail_errno(err, "pid %d: set registers", ic->pid);
+	r = infect_set_regs(ic->pid, &regs, err);
+	if (r < 0)
+		return r;
 	r = resume_to_syscall_stop(ic, err); /* entry */
 	if (r < 0)
 		return ferry_wrap(err, "syscall %ld", nr);
 	r = resume_to_syscall_stop(ic, err); /* exit */
 	if (r < 0)
 		return ferry_wrap(err, "syscall %ld", nr);
-	ic->in_syscall_stop = true;
 	errno = 0;
 	long rax = ptrace(PTRACE_PEEKUSER, ic->pid, offsetof(struct user_regs_struct, rax), 0);
 	if (rax == -1 && errno)

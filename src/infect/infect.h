@@ -38,7 +38,6 @@ struct infect {
 	bool have_sig;                 /* a signal was dequeued while seizing */
 	siginfo_t sig;
 	bool seized;
-	bool in_syscall_stop;          /* last stop was a syscall-exit stop */
 };
 
 /*

@@ -517,11 +517,6 @@ static bool all_done(const struct daemon *d)
 
 /* ---- processes, handover, guardian ---- */
 
-static bool lazy_vma(const Vma *v)
-{
-	return !strcmp(v->kind, "anon") || !strcmp(v->kind, "heap") || !strcmp(v->kind, "stack");
-}
-
 static int add_proc(struct daemon *d, int uffd, pid_t pid, struct ferry_err *err)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
@@ -563,7 +558,7 @@ static int initial_segments(struct daemon *d, struct lproc *p, struct ferry_err 
 		for (size_t k = 0; k < d->mm->n_vmas; k++) {
 			const Vma *v = d->mm->vmas[k];
 			uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE;
-			if (!lazy_vma(v) || v->end <= r->vaddr || v->start >= rend)
+			if (!vma_is_private_anon(v) || v->end <= r->vaddr || v->start >= rend)
 				continue;
 			uint64_t from = v->start > r->vaddr ? v->start : r->vaddr;
 			uint64_t to = v->end < rend ? v->end : rend;

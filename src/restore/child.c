@@ -1,6 +1,6 @@
 /*
  * The new process's first steps, in plain C, before the restorer takes over:
- * forget ferry's rseq registration and signal handlers, open every file the
+ * forget ferry's signal handlers (its rseq registration the restorer drops), open every file the
  * restorer will need at helper fds above the image's fds, build the image's
  * fd table, cwd, root, umask, personality, comm and session, then report on
  * the ready pipe ("K", or "E" and a message) and wait to be seized.
@@ -20,7 +20,6 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/rseq.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -53,21 +52,6 @@ static int cfail(struct child *c, const char *fmt, ...)
 	return -1;
 }
 
-/* Open path and put it at fd number `at`. */
-static int open_at(struct child *c, const char *path, int flags, int at)
-{
-	int fd = open(path, flags, 0600);
-
-	if (fd < 0)
-		return cfail(c, "open %s", path);
-	if (fd != at) {
-		if (dup2(fd, at) < 0)
-			return cfail(c, "dup %s to fd %d", path, at);
-		close(fd);
-	}
-	return 0;
-}
-
 static int move_fd(struct child *c, int fd, int at)
 {
 	if (fd == at)
@@ -78,6 +62,16 @@ static int move_fd(struct child *c, int fd, int at)
 	return 0;
 }
 
+/* Open path and put it at fd number `at`. */
+static int open_at(struct child *c, const char *path, int flags, int at)
+{
+	int fd = open(path, flags, 0600);
+
+	if (fd < 0)
+		return cfail(c, "open %s", path);
+	return move_fd(c, fd, at);
+}
+
 static void forget_ferry_state(void)
 {
 	uint64_t all = ~0ULL;
@@ -85,9 +79,6 @@ static void forget_ferry_state(void)
 		uint64_t handler, flags, restorer, mask;
 	} dfl = {0, 0, 0, 0};
 
-	/* the kernel must not write into ferry's rseq area once it is unmapped */
-	syscall(SYS_rseq, (char *)__builtin_thread_pointer() + __rseq_offset, __rseq_size,
-		RSEQ_FLAG_UNREGISTER, RSEQ_SIG);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
 	for (int sig = 1; sig <= 64; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)

@@ -113,11 +113,6 @@ static int place_vdso(struct restore_ctx *r, struct ferry_err *err)
 	return move_block(r, &l, start, target, err);
 }
 
-static bool is_lazy_kind(const Vma *v)
-{
-	return !strcmp(v->kind, "anon") || !strcmp(v->kind, "heap") || !strcmp(v->kind, "stack");
-}
-
 static bool vma_needs_fill(struct restore_ctx *r, const Vma *v, size_t *cursor)
 {
 	size_t n = page_read_nr_runs(&r->pr);
@@ -129,7 +124,7 @@ static bool vma_needs_fill(struct restore_ctx *r, const Vma *v, size_t *cursor)
 			continue;
 		}
 		return run->vaddr < v->end && (run->flags & (FERRY_PR_PRESENT | FERRY_PR_IN_PARENT)) &&
-		       !(r->o->lazy && is_lazy_kind(v));
+		       !(r->o->lazy && vma_is_private_anon(v));
 	}
 	return false;
 }
@@ -150,19 +145,34 @@ static uint64_t pick_scratch(const Mm *mm)
 	return at;
 }
 
-/* memfd mappings: one memfd per object, made in the child, kept until its last mapping. */
-static int memfd_for(struct restore_ctx *r, size_t idx, long *fd, struct ferry_err *err)
+/* The first mapping of the memfd object that mapping idx maps. */
+static size_t first_of_memfd(const Mm *mm, size_t idx)
+{
+	for (size_t i = 0; i < idx; i++)
+		if (!strcmp(mm->vmas[i]->kind, "memfd") && mm->vmas[i]->shmid == mm->vmas[idx]->shmid)
+			return i;
+	return idx;
+}
+
+static bool last_of_memfd(const Mm *mm, size_t idx)
+{
+	for (size_t i = idx + 1; i < mm->n_vmas; i++)
+		if (!strcmp(mm->vmas[i]->kind, "memfd") && mm->vmas[i]->shmid == mm->vmas[idx]->shmid)
+			return false;
+	return true;
+}
+
+/* memfd mappings: one memfd per object, made in the child at its first
+ * mapping, kept (fds[first]) until its last mapping. */
+static int memfd_for(struct restore_ctx *r, size_t idx, long *fds, struct ferry_err *err)
 {
 	const Vma *v = r->mm->vmas[idx];
 	uint64_t size = 0;
 	char name[250];
 	int ret;
 
-	for (size_t i = 0; i < idx; i++) {
-		const Vma *p = r->mm->vmas[i];
-		if (!strcmp(p->kind, "memfd") && p->shmid == v->shmid)
-			return 0; /* *fd still holds the one made for the first mapping */
-	}
+	if (first_of_memfd(r->mm, idx) != idx)
+		return 0;
 	for (size_t i = idx; i < r->mm->n_vmas; i++) {
 		const Vma *p = r->mm->vmas[i];
 		if (!strcmp(p->kind, "memfd") && p->shmid == v->shmid &&
@@ -173,20 +183,12 @@ static int memfd_for(struct restore_ctx *r, size_t idx, long *fd, struct ferry_e
 	name[strcspn(name, " ")] = '\0'; /* drop the " (deleted)" the kernel shows */
 	ret = infect_write(&r->ic, r->ic.scratch, name, strlen(name) + 1, err);
 	if (ret == 0)
-		ret = infect_syscall_ok(&r->ic, "create memfd", __NR_memfd_create, fd, r->ic.scratch,
-					0, 0, 0, 0, 0, err);
+		ret = infect_syscall_ok(&r->ic, "create memfd", __NR_memfd_create, &fds[idx],
+					r->ic.scratch, 0, 0, 0, 0, 0, err);
 	if (ret == 0)
-		ret = infect_syscall_ok(&r->ic, "size memfd", __NR_ftruncate, NULL, *fd, size, 0, 0,
-					0, 0, err);
+		ret = infect_syscall_ok(&r->ic, "size memfd", __NR_ftruncate, NULL, fds[idx], size,
+					0, 0, 0, 0, err);
 	return ret;
-}
-
-static bool last_of_memfd(const Mm *mm, size_t idx)
-{
-	for (size_t i = idx + 1; i < mm->n_vmas; i++)
-		if (!strcmp(mm->vmas[i]->kind, "memfd") && mm->vmas[i]->shmid == mm->vmas[idx]->shmid)
-			return false;
-	return true;
 }
 
 static int map_vma(struct restore_ctx *r, const Vma *v, bool fill, long memfd,
@@ -207,7 +209,7 @@ static int map_vma(struct restore_ctx *r, const Vma *v, bool fill, long memfd,
 		flags = (flags & ~MAP_PRIVATE) | MAP_SHARED;
 	} else {
 		flags |= MAP_ANONYMOUS;
-		if (!strcmp(v->kind, "shmem") || !strcmp(v->kind, "memfd"))
+		if (!strcmp(v->kind, "shmem"))
 			flags = (flags & ~MAP_PRIVATE) | MAP_SHARED;
 	}
 	snprintf(what, sizeof(what), "map %lx-%lx (%s%s%s)", (unsigned long)v->start,
@@ -289,7 +291,7 @@ static int make_uffd(struct restore_ctx *r, struct ferry_err *err)
 			.range = {.start = v->start, .len = v->end - v->start},
 			.mode = UFFDIO_REGISTER_MODE_MISSING,
 		};
-		if (!is_lazy_kind(v))
+		if (!vma_is_private_anon(v))
 			continue;
 		if (ioctl(r->uffd, UFFDIO_REGISTER, &reg) < 0)
 			return ferry_fail_errno(err, "register %lx-%lx for lazy pages",
@@ -317,7 +319,7 @@ static int fill_pages(struct restore_ctx *r, struct ferry_err *err)
 	/* mapping by mapping: in a lazy restore, private anonymous memory comes later */
 	for (size_t i = 0; ret == 0 && i < r->mm->n_vmas; i++) {
 		const Vma *v = r->mm->vmas[i];
-		if (is_special(v) || (r->o->lazy && is_lazy_kind(v)))
+		if (is_special(v) || (r->o->lazy && vma_is_private_anon(v)))
 			continue;
 		ret = page_read_queue_range(&r->pr, v->start, v->end, &q, err);
 	}
@@ -353,12 +355,12 @@ static int apply_madvise(struct restore_ctx *r, const Vma *v, struct ferry_err *
 int restore_mm(struct restore_ctx *r, struct ferry_err *err)
 {
 	_cleanup_free_ bool *filled = calloc(r->mm->n_vmas + 1, sizeof(bool));
+	_cleanup_free_ long *memfds = calloc(r->mm->n_vmas + 1, sizeof(long));
 	size_t cursor = 0;
 	int ret;
 
-	if (!filled)
+	if (!filled || !memfds)
 		return ferry_fail(err, ENOMEM, "vmas");
-	long memfd = -1;
 
 	ret = place_vdso(r, err);
 	if (ret == 0)
@@ -369,8 +371,11 @@ int restore_mm(struct restore_ctx *r, struct ferry_err *err)
 			continue;
 		filled[i] = vma_needs_fill(r, v, &cursor);
 		bool is_memfd = !strcmp(v->kind, "memfd");
-		if (is_memfd)
-			ret = memfd_for(r, i, &memfd, err);
+		long memfd = -1;
+		if (is_memfd) {
+			ret = memfd_for(r, i, memfds, err);
+			memfd = memfds[first_of_memfd(r->mm, i)];
+		}
 		if (ret == 0)
 			ret = map_vma(r, v, filled[i], memfd, err);
 		if (ret == 0 && is_memfd && last_of_memfd(r->mm, i))
