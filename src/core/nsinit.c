@@ -231,7 +231,6 @@ static void restore_signals(const struct spawn_ctx *ctx, const sigset_t *waited)
 static int close_other_fds(const struct spawn_ctx *ctx)
 {
 	int keep[NSINIT_MAX_KEEP_FDS + 4];
-	unsigned int next = 0;
 	int n = 0;
 
 	keep[n++] = 0;
@@ -240,21 +239,12 @@ static int close_other_fds(const struct spawn_ctx *ctx)
 	keep[n++] = ctx->sock[1];
 	for (int i = 0; i < ctx->cfg->n_keep_fds; i++)
 		keep[n++] = ctx->cfg->keep_fds[i];
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
-			int t = keep[j];
-			keep[j] = keep[j - 1];
-			keep[j - 1] = t;
-		}
-	for (int i = 0; i < n; i++) {
-		unsigned int fd = keep[i];
-
-		if (fd > next && close_range(next, fd - 1, 0) < 0)
-			return -1;
-		if (fd + 1 > next)
-			next = fd + 1;
+	int r = close_fds_except(keep, n);
+	if (r < 0) {
+		errno = -r;
+		return -1;
 	}
-	return close_range(next, ~0U, 0);
+	return 0;
 }
 
 static int exit_code(int status)

@@ -76,6 +76,15 @@ static inline uint64_t mono_ns(void)
 /* Parse a decimal pid/int with full validation. */
 int parse_int(const char *s, long min, long max, long *out);
 
+/* Close every fd but the n in keep (any order; -1 entries ignored), with
+ * close_range over the gaps. Returns 0 or -errno. */
+int close_fds_except(const int *keep, int n);
+
+/* One message of len bytes with an fd attached over a unix socket (SCM_RIGHTS).
+ * recv_fd returns the bytes received (0: the peer closed), *fd = -1 if none came. */
+int send_fd(int sock, const void *buf, size_t len, int fd);
+ssize_t recv_fd(int sock, void *buf, size_t len, int *fd);
+
 /* Pin the calling thread to one CPU (-1: the CPU it runs on). Returns the cpu or -errno. */
 int pin_to_cpu(int cpu);
 

@@ -37,6 +37,7 @@
 #include "mem/page_read.h"
 #include "net/auth.h"
 #include "net/wire.h"
+#include "proc/proc.h"
 
 #define MAX_PROCS 64
 #define MAX_REQS 64
@@ -175,7 +176,7 @@ static int send_get(struct daemon *d, bool urgent, uint64_t dump_addr, uint64_t 
  * process is changing its mappings (EAGAIN: its event must be read first;
  * those pages go back to the missing set), or a negative errno.
  */
-static int64_t install(struct daemon *d, struct lproc *p, uint64_t dst, const uint8_t *src,
+static int64_t install(struct lproc *p, uint64_t dst, const uint8_t *src,
 		       uint64_t len)
 {
 	while (len) {
@@ -209,8 +210,6 @@ static int deliver(struct daemon *d, uint64_t addr, uint64_t len, const uint8_t 
 {
 	for (int i = 0; i < d->np; i++) {
 		struct lproc *p = &d->p[i];
-		struct seg hit[64];
-		size_t nhit;
 		if (p->gone)
 			continue;
 		/* segments overlapping the dump range, possibly moved by mremap; before
@@ -225,9 +224,9 @@ static int deliver(struct daemon *d, uint64_t addr, uint64_t len, const uint8_t 
 			uint64_t from = ds > addr ? ds : addr, to = de < addr + len ? de : addr + len;
 			int64_t delta = s->delta; /* s moves when the set changes */
 			uint64_t cur = from - delta;
-			if (seg_remove(p, cur, cur + (to - from), hit, &nhit, ARRAY_SIZE(hit)) < 0)
+			if (seg_remove(p, cur, cur + (to - from), NULL, NULL, 0) < 0)
 				return ferry_fail(err, ENOMEM, "page segments");
-			int64_t left = install(d, p, cur, data + (from - addr), to - from);
+			int64_t left = install(p, cur, data + (from - addr), to - from);
 			if (left < 0)
 				return ferry_fail(err, (int)-left, "install pages at %#lx",
 						  (unsigned long)cur);
@@ -337,9 +336,14 @@ static int recv_answer(struct daemon *d, int fd, struct ferry_err *err)
 			uint64_t got = m.u.pages.nr_pages;
 			if (!q->urgent && got < q->nr) {
 				/* fewer pages than asked: the rest goes back to the missing set */
+				uint64_t from = q->dump_addr + got * PAGE_SIZE;
+				uint64_t to = q->dump_addr + q->nr * PAGE_SIZE;
 				for (int i = 0; i < d->np; i++)
-					for (size_t k = 0; k < d->p[i].n; k++)
-						d->p[i].s[k].pending = false;
+					for (size_t k = 0; k < d->p[i].n; k++) {
+						struct seg *s = &d->p[i].s[k];
+						if (s->start + s->delta < to && s->end + s->delta > from)
+							s->pending = false;
+					}
 			}
 			finish_req(d, q, got);
 		}
@@ -531,18 +535,8 @@ static int add_proc(struct daemon *d, int uffd, pid_t pid, struct ferry_err *err
 	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, uffd, &ev) < 0)
 		return ferry_fail_errno(err, "epoll");
 	d->np++;
-	if (d->guard >= 0) { /* the guardian keeps a copy of every userfaultfd */
-		char cbuf[CMSG_SPACE(sizeof(int))], b = 'U';
-		struct iovec iov = {&b, 1};
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				    .msg_controllen = sizeof(cbuf)};
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &uffd, sizeof(int));
-		sendmsg(d->guard, &mh, MSG_NOSIGNAL);
-	}
+	if (d->guard >= 0) /* the guardian keeps a copy of every userfaultfd */
+		send_fd(d->guard, "U", 1, uffd);
 	return 0;
 }
 
@@ -572,26 +566,16 @@ static int initial_segments(struct daemon *d, struct lproc *p, struct ferry_err 
 /* Kill the restored processes (and their children) if the daemon dies first. */
 static void guardian(int sock, pid_t pid)
 {
-	int uffds[MAX_PROCS], n = 0;
 	char b;
 
 	prctl(PR_SET_NAME, "ferry-guardian", 0, 0, 0);
 	for (;;) {
-		char cbuf[CMSG_SPACE(sizeof(int))];
-		struct iovec iov = {&b, 1};
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				    .msg_controllen = sizeof(cbuf)};
-		ssize_t r = recvmsg(sock, &mh, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
+		int fd; /* a userfaultfd copy, kept open until the guardian exits */
+		ssize_t r = recv_fd(sock, &b, 1, &fd);
 		if (r == 1 && b == 'D')
 			_exit(0); /* every page arrived */
-		if (r == 1 && b == 'U') {
-			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-			if (c && c->cmsg_type == SCM_RIGHTS && n < MAX_PROCS)
-				memcpy(&uffds[n++], CMSG_DATA(c), sizeof(int));
+		if (r == 1 && b == 'U')
 			continue;
-		}
 		break; /* the daemon is gone */
 	}
 	pr_err("lazy-pages: the daemon ended before all pages of pid %d arrived: killing it "
@@ -599,13 +583,13 @@ static void guardian(int sock, pid_t pid)
 	fprintf(stderr, "ferry lazy-pages: the daemon ended before all pages of pid %d arrived: "
 			"killing it rather than let it run on missing memory\n",
 		pid);
-	char path[64], *text = NULL;
+	pid_t *kids = NULL;
+	size_t nkids = 0;
 	struct ferry_err e;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
-	if (read_file(path, &text, NULL, &e) == 0) {
-		for (char *t = strtok(text, " \n"); t; t = strtok(NULL, " \n"))
-			kill(atoi(t), SIGKILL);
-		free(text);
+	if (proc_parse_children(pid, &kids, &nkids, &e) == 0) {
+		for (size_t i = 0; i < nkids; i++)
+			kill(kids[i], SIGKILL);
+		free(kids);
 	}
 	kill(pid, SIGKILL);
 	_exit(1);
@@ -623,13 +607,7 @@ static int start_guardian(struct daemon *d, pid_t pid, struct ferry_err *err)
 	if (g == 0) {
 		/* it keeps nothing of the daemon's but its log and this socket */
 		int keep[] = {0, 1, 2, sv[1], log_fileno()};
-		for (int fd = 3; fd < 4096; fd++) {
-			bool k = false;
-			for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
-				k |= keep[i] == fd;
-			if (!k)
-				close(fd);
-		}
+		close_fds_except(keep, ARRAY_SIZE(keep));
 		if (fork() > 0)
 			_exit(0);
 		guardian(sv[1], pid);
@@ -642,20 +620,14 @@ static int start_guardian(struct daemon *d, pid_t pid, struct ferry_err *err)
 
 static int recv_handover(struct daemon *d, int c, struct ferry_err *err)
 {
-	char buf[128], cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {buf, sizeof(buf) - 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf)};
+	char buf[128];
 	unsigned long sp;
-	int pid, uffd = -1, r;
+	int pid, uffd, r;
 
-	ssize_t n = recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
+	ssize_t n = recv_fd(c, buf, sizeof(buf) - 1, &uffd);
 	if (n <= 0)
 		return ferry_refuse(err, EPROTO, "the restore hung up before its handover");
 	buf[n] = '\0';
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-	if (cm && cm->cmsg_type == SCM_RIGHTS)
-		memcpy(&uffd, CMSG_DATA(cm), sizeof(int));
 	if (uffd < 0 || sscanf(buf, "H %d %lx", &pid, &sp) != 2)
 		return ferry_refuse(err, EPROTO, "bad handover from the restore: '%s'", buf);
 	fcntl(uffd, F_SETFL, O_NONBLOCK);
@@ -966,19 +938,12 @@ int lazy_client_connect(const char *dir, struct lazy_client *c, struct ferry_err
 int lazy_client_handover(void *ctx, int uffd, pid_t pid, uint64_t sp_page, struct ferry_err *err)
 {
 	struct lazy_client *c = ctx;
-	char buf[64], cbuf[CMSG_SPACE(sizeof(int))];
+	char buf[64];
 	int n = snprintf(buf, sizeof(buf), "H %d %lx", pid, (unsigned long)sp_page);
-	struct iovec iov = {buf, n};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf)};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	int e = send_fd(c->fd, buf, n, uffd);
 
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &uffd, sizeof(int));
-	if (sendmsg(c->fd, &mh, MSG_NOSIGNAL) < 0)
-		return ferry_fail_errno(err, "hand the userfaultfd to the lazy-pages daemon");
+	if (e < 0)
+		return ferry_fail(err, -e, "hand the userfaultfd to the lazy-pages daemon");
 	ssize_t got = read(c->fd, buf, sizeof(buf) - 1);
 	if (got < 3 || strncmp(buf, "OK", 2))
 		return ferry_refuse(err, EPIPE, "the lazy-pages daemon refused the process");

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "mem/kapi.h"
+#include "mem/page_read.h"
 
 #define DUMP_BUF_SIZE (2UL << 20)
 #define SCAN_VEC 512
@@ -49,19 +50,9 @@ void mem_plan_free(struct mem_plan *plan)
 
 bool pagemap_covers(const Pagemap *pm, uint64_t vaddr, uint64_t len)
 {
-	size_t lo = 0, hi = pm->n_runs;
 	uint64_t end = vaddr + len;
 
-	/* first run ending after vaddr */
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		const PageRun *r = pm->runs[mid];
-		if (r->vaddr + r->nr_pages * PAGE_SIZE <= vaddr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < pm->n_runs && vaddr < end; i++) {
+	for (size_t i = pagemap_lower(pm, vaddr); i < pm->n_runs && vaddr < end; i++) {
 		const PageRun *r = pm->runs[i];
 		if (r->vaddr > vaddr ||
 		    !(r->flags & (FERRY_PR_PRESENT | FERRY_PR_IN_PARENT | FERRY_PR_ZERO)))

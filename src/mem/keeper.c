@@ -33,11 +33,8 @@ static int ask(pid_t pid, uint64_t start_time, const char *req, char *ans, size_
 	struct sockaddr_un sa;
 	socklen_t len = keeper_addr(pid, start_time, &sa);
 	_cleanup_close_ int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	char cbuf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = {ans, anslen - 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
-			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	ssize_t n;
+	int fd;
 
 	if (s < 0)
 		return ferry_fail_errno(err, "socket");
@@ -48,18 +45,14 @@ static int ask(pid_t pid, uint64_t start_time, const char *req, char *ans, size_
 	}
 	if (send(s, req, strlen(req), MSG_NOSIGNAL) < 0)
 		return ferry_fail_errno(err, "talk to the tracking keeper of pid %d", pid);
-	do
-		n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
+	n = recv_fd(s, ans, anslen - 1, &fd);
 	if (n <= 0)
 		return ferry_fail(err, EPIPE, "the tracking keeper of pid %d did not answer", pid);
 	ans[n] = '\0';
-	if (fd_out) {
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		*fd_out = -1;
-		if (c && c->cmsg_type == SCM_RIGHTS)
-			memcpy(fd_out, CMSG_DATA(c), sizeof(int));
-	}
+	if (fd_out)
+		*fd_out = fd;
+	else if (fd >= 0)
+		close(fd);
 	if (strncmp(ans, "OK", 2))
 		return ferry_refuse(err, EPROTO, "tracking keeper of pid %d: %s", pid, ans);
 	return 0;
@@ -134,17 +127,9 @@ static void serve(int ls, int pidfd, int uffd)
 		}
 		req[n] = '\0';
 		if (!strcmp(req, "GET")) {
-			char ans[4200], cbuf[CMSG_SPACE(sizeof(int))];
+			char ans[4200];
 			int len = snprintf(ans, sizeof(ans), "OK %s %s\n", snap, dir);
-			struct iovec iov = {ans, len};
-			struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
-					    .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-			struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(cm), &uffd, sizeof(int));
-			sendmsg(c, &mh, MSG_NOSIGNAL);
+			send_fd(c, ans, len, uffd);
 		} else if (!strncmp(req, "SET ", 4) &&
 			   sscanf(req + 4, "%63s %4095s", snap, dir) == 2) {
 			send(c, "OK\n", 3, MSG_NOSIGNAL);
@@ -201,14 +186,8 @@ int keeper_start(pid_t pid, uint64_t start_time, int uffd, struct ferry_err *err
 		dup2(devnull, 0);
 		dup2(devnull, 1);
 		dup2(devnull, 2);
-		int keep[] = {ls, pidfd, uffd, ready[1]};
-		for (int fd = 3; fd < 1024; fd++) {
-			bool k = false;
-			for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
-				k |= keep[i] == fd;
-			if (!k)
-				close(fd);
-		}
+		int keep[] = {0, 1, 2, ls, pidfd, uffd, ready[1]};
+		close_fds_except(keep, ARRAY_SIZE(keep));
 		signal(SIGPIPE, SIG_IGN);
 		write_all(ready[1], "K", 1);
 		close(ready[1]);

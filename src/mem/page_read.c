@@ -131,20 +131,10 @@ int page_read_open_local(const char *dir, pid_t pid, struct page_read *pr, struc
 	return 0;
 }
 
-/* Queue [addr, addr+len) from `layer` downwards; every page must be found. */
-static int resolve(const struct page_read *pr, int layer, uint64_t addr, uint64_t len,
-		   struct pr_queue *q, struct ferry_err *err)
+size_t pagemap_lower(const Pagemap *pm, uint64_t addr)
 {
-	const Pagemap *pm;
-	size_t lo = 0, hi;
-	uint64_t end = addr + len;
+	size_t lo = 0, hi = pm->n_runs;
 
-	if (layer >= pr->nr_layers)
-		return ferry_refuse(err, EINVAL,
-				    "pages %#lx-%#lx are holes, but no parent image holds them",
-				    (unsigned long)addr, (unsigned long)end);
-	pm = pr->layers[layer].pm;
-	hi = pm->n_runs;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (pm->runs[mid]->vaddr + pm->runs[mid]->nr_pages * PAGE_SIZE <= addr)
@@ -152,7 +142,22 @@ static int resolve(const struct page_read *pr, int layer, uint64_t addr, uint64_
 		else
 			hi = mid;
 	}
-	for (size_t i = lo; i < pm->n_runs && addr < end; i++) {
+	return lo;
+}
+
+/* Queue [addr, addr+len) from `layer` downwards; every page must be found. */
+static int resolve(const struct page_read *pr, int layer, uint64_t addr, uint64_t len,
+		   struct pr_queue *q, struct ferry_err *err)
+{
+	const Pagemap *pm;
+	uint64_t end = addr + len;
+
+	if (layer >= pr->nr_layers)
+		return ferry_refuse(err, EINVAL,
+				    "pages %#lx-%#lx are holes, but no parent image holds them",
+				    (unsigned long)addr, (unsigned long)end);
+	pm = pr->layers[layer].pm;
+	for (size_t i = pagemap_lower(pm, addr); i < pm->n_runs && addr < end; i++) {
 		const PageRun *r = pm->runs[i];
 		uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE;
 		if (r->vaddr > addr)
@@ -361,16 +366,8 @@ int page_read_queue_range(const struct page_read *pr, uint64_t start, uint64_t e
 			  struct pr_queue *q, struct ferry_err *err)
 {
 	const Pagemap *pm = pr->layers[0].pm;
-	size_t lo = 0, hi = pm->n_runs;
 
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (pm->runs[mid]->vaddr + pm->runs[mid]->nr_pages * PAGE_SIZE <= start)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < pm->n_runs && pm->runs[i]->vaddr < end; i++) {
+	for (size_t i = pagemap_lower(pm, start); i < pm->n_runs && pm->runs[i]->vaddr < end; i++) {
 		const PageRun *r = pm->runs[i];
 		uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE;
 		uint64_t from = r->vaddr > start ? r->vaddr : start;
@@ -393,24 +390,10 @@ int page_read_pages(const struct page_read *pr, uint64_t addr, uint64_t len, voi
 		    struct ferry_err *err)
 {
 	struct pr_queue q = {0};
-	const Pagemap *pm = pr->layers[0].pm;
-	int ret = 0;
+	int ret;
 
 	memset(buf, 0, len);
-	for (size_t i = 0; i < pm->n_runs && ret == 0; i++) {
-		const PageRun *r = pm->runs[i];
-		uint64_t rend = r->vaddr + r->nr_pages * PAGE_SIZE;
-		if (rend <= addr || r->vaddr >= addr + len)
-			continue;
-		uint64_t from = r->vaddr > addr ? r->vaddr : addr;
-		uint64_t to = rend < addr + len ? rend : addr + len;
-		if (r->flags & FERRY_PR_PRESENT)
-			ret = prq_add(&q, from, to - from, 0, r->off + (from - r->vaddr)) < 0
-				      ? ferry_fail(err, ENOMEM, "page read")
-				      : 0;
-		else if (r->flags & FERRY_PR_IN_PARENT)
-			ret = resolve(pr, 1, from, to - from, &q, err);
-	}
+	ret = page_read_queue_range(pr, addr, addr + len, &q, err);
 	for (size_t i = 0; i < q.n && ret == 0; i++) {
 		const struct prq_piece *p = &q.p[i];
 		int e = pread_all(pr->layers[p->layer].fd, (uint8_t *)buf + (p->addr - addr), p->len,

@@ -33,6 +33,9 @@ struct page_read {
 	int nr_layers;
 };
 
+/* Index of the first run of pm that ends after addr (n_runs if none). */
+size_t pagemap_lower(const Pagemap *pm, uint64_t addr);
+
 /* On failure too, the caller calls page_read_close(). */
 int page_read_open_local(const char *dir, pid_t pid, struct page_read *pr, struct ferry_err *err);
 void page_read_close(struct page_read *pr);
