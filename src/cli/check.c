@@ -38,8 +38,11 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/vdso.h"
+#include "proc/proc.h"
 
 /* Debian 12's headers are Linux 6.1: what came later is in mem/kapi.h. */
+#include "mem/dirty.h"
 #include "mem/kapi.h"
 #ifndef UFFD_FEATURE_POISON
 #define UFFD_FEATURE_POISON (1 << 14)
@@ -595,18 +598,16 @@ static int probe_pagemap_scan(char *msg)
  */
 static int uffd_wp_rounds(int uffd, int pagemap, char *mem, size_t len, char *msg)
 {
-	struct uffdio_register reg = {.range = {(uintptr_t)mem, len},
-				      .mode = UFFDIO_REGISTER_MODE_WP};
-	struct uffdio_writeprotect wp = {.range = {(uintptr_t)mem, len},
-					 .mode = UFFDIO_WRITEPROTECT_MODE_WP};
 	const uint64_t scan = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
 	struct page_region vec[8];
+	struct ferry_err err;
 	long n;
 
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
-		return fail_msg(msg, "UFFDIO_REGISTER (write-protect)");
-	if (ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) < 0)
-		return fail_msg(msg, "UFFDIO_WRITEPROTECT");
+	if (uffd_wp_register(uffd, (uintptr_t)mem, (uintptr_t)mem + len, &err) < 0 ||
+	    uffd_wp_protect(uffd, (uintptr_t)mem, (uintptr_t)mem + len, &err) < 0) {
+		snprintf(msg, PROBE_MSG, "%.300s", err.msg);
+		return err.code ? err.code : EIO;
+	}
 	mem[2 * PAGE_SIZE] = 2;
 	n = pagemap_scan(pagemap, mem, len, scan, PAGE_IS_WRITTEN, vec, ARRAY_SIZE(vec));
 	if (n < 0)
@@ -739,40 +740,25 @@ static int probe_tcp_repair(char *msg)
 /* Fill a prctl_mm_map with what the calling process has now (from /proc/self/stat). */
 static int current_mm_map(struct prctl_mm_map *map, char *msg)
 {
-	_cleanup_free_ char *stat = NULL;
-	unsigned long long f[52];
+	struct proc_stat st;
 	struct ferry_err err;
-	const char *p;
-	int i;
 
-	if (read_file("/proc/self/stat", &stat, NULL, &err) < 0) {
+	if (proc_parse_stat(getpid(), &st, &err) < 0) {
 		snprintf(msg, PROBE_MSG, "%.300s", err.msg);
 		return err.code ? err.code : EIO;
 	}
-	/* fields count from 1; after the comm's ")" come the state (3), then numbers */
-	p = strrchr(stat, ')');
-	p = p ? strchr(p + 2, ' ') : NULL;
-	for (i = 4; p && i <= 51; i++) {
-		if (sscanf(p + 1, "%llu", &f[i]) != 1)
-			break;
-		p = strchr(p + 1, ' ');
-	}
-	if (i <= 51) {
-		snprintf(msg, PROBE_MSG, "cannot parse /proc/self/stat");
-		return EPROTO;
-	}
 	memset(map, 0, sizeof(*map));
-	map->start_code = f[26];
-	map->end_code = f[27];
-	map->start_stack = f[28];
-	map->start_data = f[45];
-	map->end_data = f[46];
-	map->start_brk = f[47];
+	map->start_code = st.start_code;
+	map->end_code = st.end_code;
+	map->start_stack = st.start_stack;
+	map->start_data = st.start_data;
+	map->end_data = st.end_data;
+	map->start_brk = st.start_brk;
 	map->brk = syscall(SYS_brk, 0);
-	map->arg_start = f[48];
-	map->arg_end = f[49];
-	map->env_start = f[50];
-	map->env_end = f[51];
+	map->arg_start = st.arg_start;
+	map->arg_end = st.arg_end;
+	map->env_start = st.env_start;
+	map->env_end = st.env_end;
 	map->exe_fd = -1;
 	return 0;
 }
@@ -807,32 +793,20 @@ static int probe_mm_map(char *msg)
 
 static int probe_vdso_layout(char *msg)
 {
-	static const char *const names[] = {"[vvar]", "[vvar_vclock]", "[vdso]"};
-	unsigned long size[ARRAY_SIZE(names)] = {0};
-	_cleanup_free_ char *maps = NULL;
-	struct ferry_err err;
-	char *line, *save = NULL;
+	struct vdso_layout l;
+	int r = vdso_self_layout(&l);
 
-	if (read_file("/proc/self/maps", &maps, NULL, &err) < 0) {
-		snprintf(msg, PROBE_MSG, "%.300s", err.msg);
-		return err.code ? err.code : EIO;
+	if (r < 0) {
+		snprintf(msg, PROBE_MSG, "read /proc/self/maps: %s", strerror(-r));
+		return -r;
 	}
-	for (line = strtok_r(maps, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		unsigned long start, end;
-		const char *name = strrchr(line, ' ');
-
-		if (!name || sscanf(line, "%lx-%lx", &start, &end) != 2)
-			continue;
-		for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-			if (!strcmp(name + 1, names[i]))
-				size[i] += end - start;
-	}
-	if (!size[2]) {
+	if (!l.vdso_size) {
 		snprintf(msg, PROBE_MSG, "no [vdso] in /proc/self/maps");
 		return ENOENT;
 	}
 	snprintf(msg, PROBE_MSG, "[vvar] %lu KiB, [vvar_vclock] %lu KiB, [vdso] %lu KiB",
-		 size[0] / 1024, size[1] / 1024, size[2] / 1024);
+		 (unsigned long)l.vvar_size / 1024, (unsigned long)l.vclock_size / 1024,
+		 (unsigned long)l.vdso_size / 1024);
 	return 0;
 }
 
@@ -893,7 +867,7 @@ static void print_line(const char *name, bool ok, bool required, const char *msg
 
 int cmd_check(int argc, char **argv)
 {
-	bool uffd_wp = false, soft_dirty = false;
+	bool uffd_wp = false;
 	struct ferry_opts o;
 	int missing = 0, r;
 
@@ -921,20 +895,16 @@ int cmd_check(int argc, char **argv)
 			missing++;
 		if (f->probe == probe_uffd_wp_async)
 			uffd_wp = r == 0;
-		if (f->probe == probe_soft_dirty)
-			soft_dirty = r == 0;
 	}
 	stop_child(tracee);
 
 	if (uffd_wp)
 		print_line("dirty tracking backend", true, false, "uffd-wp (async) + PAGEMAP_SCAN",
 			   "");
-	else if (soft_dirty)
-		print_line("dirty tracking backend", true, false, "soft-dirty", "");
 	else
 		print_line("dirty tracking backend", false, false,
 			   "none: full copies in every pre-dump round",
-			   "Linux 6.7 or later (uffd-wp async), or CONFIG_MEM_SOFT_DIRTY=y");
+			   "Linux 6.7 or later (uffd-wp async)");
 
 	if (missing) {
 		printf("%d required feature%s missing: ferry cannot dump or restore here\n",

@@ -246,6 +246,18 @@ static int deliver(struct daemon *d, uint64_t addr, uint64_t len, const uint8_t 
 	return 0;
 }
 
+/* Pages the source has no data for read as zeros. */
+static int deliver_zeros(struct daemon *d, uint64_t addr, uint64_t nr, struct ferry_err *err)
+{
+	uint64_t len = nr * PAGE_SIZE;
+	int r = 0;
+
+	memset(d->buf, 0, WIN_MAX);
+	for (uint64_t off = 0; r == 0 && off < len; off += WIN_MAX)
+		r = deliver(d, addr + off, len - off < WIN_MAX ? len - off : WIN_MAX, d->buf, err);
+	return r;
+}
+
 static struct req *find_req(struct daemon *d, uint32_t id)
 {
 	for (int i = 0; i < MAX_REQS; i++)
@@ -321,16 +333,12 @@ static int recv_answer(struct daemon *d, int fd, struct ferry_err *err)
 				return r;
 			r = deliver(d, m.u.pages.vaddr, len, d->buf, err);
 		} else {
-			/* zero kind: nothing to fetch, the pages read as zeros */
-			memset(d->buf, 0, WIN_MAX);
-			/* never more than was asked: a hostile count must not spin here */
+			/* zero kind: nothing to fetch, the pages read as zeros; never
+			 * more than was asked: a hostile count must not spin here */
 			uint64_t nr = m.u.pages.nr_pages;
 			if (!q || nr > q->nr)
 				nr = q ? q->nr : 0;
-			uint64_t zl = nr * PAGE_SIZE;
-			for (uint64_t off = 0; r == 0 && off < zl; off += WIN_MAX)
-				r = deliver(d, m.u.pages.vaddr + off,
-					    zl - off < WIN_MAX ? zl - off : WIN_MAX, d->buf, err);
+			r = deliver_zeros(d, m.u.pages.vaddr, nr, err);
 		}
 		if (r == 0 && q && (m.h.flags & WF_LAST)) {
 			uint64_t got = m.u.pages.nr_pages;
@@ -350,10 +358,8 @@ static int recv_answer(struct daemon *d, int fd, struct ferry_err *err)
 		return r;
 	}
 	case WT_NOT_FOUND:
-		memset(d->buf, 0, PAGE_SIZE);
 		if (q) {
-			for (uint64_t i = 0; r == 0 && i < q->nr; i++)
-				r = deliver(d, q->dump_addr + i * PAGE_SIZE, PAGE_SIZE, d->buf, err);
+			r = deliver_zeros(d, q->dump_addr, q->nr, err);
 			finish_req(d, q, 0);
 		}
 		return r;

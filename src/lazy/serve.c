@@ -108,8 +108,7 @@ static int handle(struct server *s, int i, struct ferry_err *err)
 			return ferry_refuse(err, EINVAL, "%s wants snapshot %s, this source serves %s",
 					    c->peer, m.u.open.snapshot_id, s->snapshot);
 		}
-		struct wire_msg ok = {.h = {.type = WT_OK, .id = m.h.id}};
-		return wire_send_msg(c->fd, &ok, c->peer, err);
+		return wire_send_ok(c->fd, m.h.id, c->peer, err);
 	}
 	case WT_GET:
 		return answer_get(s, c, &m, err);
@@ -121,12 +120,10 @@ static int handle(struct server *s, int i, struct ferry_err *err)
 		}
 		s->committed = true;
 		pr_info("lazy source: the destination runs (committed)");
-		struct wire_msg ok = {.h = {.type = WT_OK, .id = m.h.id}};
-		return wire_send_msg(c->fd, &ok, c->peer, err);
+		return wire_send_ok(c->fd, m.h.id, c->peer, err);
 	}
 	case WT_CLOSE: {
-		struct wire_msg ok = {.h = {.type = WT_OK, .id = m.h.id}};
-		wire_send_msg(c->fd, &ok, c->peer, err);
+		wire_send_ok(c->fd, m.h.id, c->peer, err);
 		if (m.u.status == 0 && s->committed)
 			s->done = true;
 		return -ENODATA;

@@ -30,8 +30,6 @@ struct page_xfer_ops {
 
 struct page_xfer {
 	const struct page_xfer_ops *ops;
-	uint64_t bytes;    /* data bytes received */
-	uint64_t runs;
 };
 
 /* Local image directory: pagemap-PID.img and pages-PID.img in dirfd. */
@@ -48,14 +46,12 @@ void xfer_local_set_snapshot(struct page_xfer *x, const char *snapshot, const ch
 static inline int xfer_add_run(struct page_xfer *x, uint64_t vaddr, uint64_t nr, uint32_t flags,
 			       struct ferry_err *err)
 {
-	x->runs++;
 	return x->ops->add_run(x, vaddr, nr, flags, err);
 }
 
 static inline int xfer_write(struct page_xfer *x, const void *buf, size_t len,
 			     struct ferry_err *err)
 {
-	x->bytes += len;
 	return x->ops->write_data(x, buf, len, err);
 }
 

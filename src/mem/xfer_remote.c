@@ -54,7 +54,6 @@ struct xfer_remote {
 	int niov;
 	uint64_t pages_sent, runs_sent;
 	uint32_t next_id;
-	bool committed;
 };
 
 /* If the server said something (an ERROR) while we were streaming, that is the real story. */
@@ -277,7 +276,6 @@ static int remote_commit(struct page_xfer *px, struct ferry_err *err)
 		r = await_ok(x, id, "commit", err);
 	if (r < 0)
 		return r;
-	x->committed = true;
 	m = (struct wire_msg){.h = {.type = WT_CLOSE}};
 	r = put_ctl(x, &m, err);
 	id = m.h.id;

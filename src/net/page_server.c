@@ -248,8 +248,7 @@ static int do_open(struct conn *c, const struct wire_msg *m, struct ferry_err *e
 				s->o.parent_snapshot_id[0] ? s->o.parent_snapshot_id : NULL);
 	pr_info("conn %u (%s): open %s/pid %u, parent %s", c->id, c->peer, s->o.dir, s->pid,
 		s->o.parent_dir[0] ? s->o.parent_dir : "none");
-	struct wire_msg ok = {.h = {.type = WT_OK, .id = m->h.id}};
-	return wire_send_msg(c->fd, &ok, c->peer, err);
+	return wire_send_ok(c->fd, m->h.id, c->peer, err);
 }
 
 /* Every page of [a, b) must be held by the parent (present, zero, or its own hole). */
@@ -395,8 +394,7 @@ static int do_commit(struct conn *c, const struct wire_msg *m, struct ferry_err 
 		c->id, c->peer, s->o.dir, s->pid, (unsigned long)s->pages, (unsigned long)s->runs,
 		secs > 0 ? s->pages * PAGE_SIZE / secs / 1e6 : 0.0);
 	session_end(c);
-	struct wire_msg ok = {.h = {.type = WT_OK, .id = m->h.id}};
-	return wire_send_msg(c->fd, &ok, c->peer, err);
+	return wire_send_ok(c->fd, m->h.id, c->peer, err);
 }
 
 static int do_parent_exists(struct conn *c, const struct wire_msg *m, struct ferry_err *err)
@@ -430,15 +428,13 @@ static int handle(struct conn *c, const struct wire_msg *m, struct ferry_err *er
 	case WT_ADD_LAZY: return do_run(c, m, err);
 	case WT_COMMIT: return do_commit(c, m, err);
 	case WT_PARENT_EXISTS: return do_parent_exists(c, m, err);
-	case WT_CLOSE: {
-		struct wire_msg ok = {.h = {.type = WT_OK, .id = m->h.id}};
+	case WT_CLOSE:
 		if (c->s.open)
 			pr_info("conn %u (%s): %s/pid %u closed without commit (status %u): dropped",
 				c->id, c->peer, c->s.o.dir, c->s.pid, m->u.status);
 		session_end(c);
-		wire_send_msg(c->fd, &ok, c->peer, err);
+		wire_send_ok(c->fd, m->h.id, c->peer, err);
 		return 1;
-	}
 	case WT_GET:
 		return fail(c, WE_UNSUPPORTED, err, "GET: this page server stores pages, it does not serve them (yet)");
 	default:

@@ -268,3 +268,10 @@ int wire_recv_msg(int fd, struct wire_msg *m, int timeout_ms, bool eof_ok, const
 		return ferry_wrap(err, "from %s", peer);
 	return 0;
 }
+
+int wire_send_ok(int fd, uint32_t id, const char *peer, struct ferry_err *err)
+{
+	struct wire_msg ok = {.h = {.type = WT_OK, .id = id}};
+
+	return wire_send_msg(fd, &ok, peer, err);
+}

@@ -239,6 +239,8 @@ int wire_recv(int fd, void *buf, size_t len, int timeout_ms, bool eof_ok, const 
 int wire_send_msg(int fd, struct wire_msg *m, const char *peer, struct ferry_err *err);
 /* Send ERROR(code, text) with request id; best effort, errors ignored. */
 void wire_send_error(int fd, uint32_t id, uint32_t code, const char *text);
+/* Send OK with request id. */
+int wire_send_ok(int fd, uint32_t id, const char *peer, struct ferry_err *err);
 /*
  * Receive one message: its header and fixed part, decoded. The data of
  * ADD_PAGES/PAGES (wire_data_len bytes) is left for the caller to read.
