@@ -374,6 +374,15 @@ static int serve_lazy(struct dump_ctx *d, struct ferry_err *err)
 	return r;
 }
 
+static int find_syscall_ip(struct dump_ctx *d, struct ferry_err *err)
+{
+	for (size_t i = 0; i < d->nvmas; i++)
+		if (d->vmas[i].path && !strcmp(d->vmas[i].path, "[vdso]"))
+			return infect_find_syscall_ip(&d->ic, d->vmas[i].start,
+						      d->vmas[i].end - d->vmas[i].start, err);
+	return infect_find_syscall_ip(&d->ic, 0, 0, err);
+}
+
 static int collect(struct dump_ctx *d, struct ferry_err *err)
 {
 	bool full = !d->o->pre_dump;
@@ -390,7 +399,7 @@ static int collect(struct dump_ctx *d, struct ferry_err *err)
 	if (r == 0)
 		r = dump_prepare_tracking(d, err);
 	if (r == 0)
-		r = infect_find_syscall_ip(&d->ic, err);
+		r = find_syscall_ip(d, err);
 	if (r == 0)
 		r = dump_mm(d, err);
 	if (r == 0 && full)

@@ -119,35 +119,25 @@ fail:
 	return r;
 }
 
-int infect_find_syscall_ip(struct infect *ic, struct ferry_err *err)
+int infect_find_syscall_ip(struct infect *ic, uint64_t vdso, uint64_t len, struct ferry_err *err)
 {
-	struct proc_vma *vmas = NULL;
-	size_t n = 0;
+	_cleanup_free_ uint8_t *buf = len ? malloc(len) : NULL;
 	int r;
 
-	r = proc_parse_maps(ic->pid, false, &vmas, &n, err);
+	if (!len)
+		return ferry_refuse(err, ENOENT, "pid %d has no [vdso]", ic->pid);
+	if (!buf)
+		return ferry_fail(err, ENOMEM, "vdso");
+	r = infect_read(ic, vdso, buf, len, err);
 	if (r < 0)
 		return r;
-	r = ferry_fail(err, ENOENT, "pid %d has no [vdso] with a syscall instruction", ic->pid);
-	for (size_t i = 0; i < n; i++) {
-		if (!vmas[i].path || strcmp(vmas[i].path, "[vdso]"))
-			continue;
-		size_t len = vmas[i].end - vmas[i].start;
-		_cleanup_free_ uint8_t *buf = malloc(len);
-		if (!buf || infect_read(ic, vmas[i].start, buf, len, err) < 0)
-			break;
-		for (size_t j = 0; j + 1 < len; j++) {
-			if (buf[j] == 0x0f && buf[j + 1] == 0x05) {
-				ic->syscall_ip = vmas[i].start + j;
-				ferry_err_clear(err);
-				r = 0;
-				break;
-			}
+	for (size_t j = 0; j + 1 < len; j++) {
+		if (buf[j] == 0x0f && buf[j + 1] == 0x05) {
+			ic->syscall_ip = vdso + j;
+			return 0;
 		}
-		break;
 	}
-	proc_free_maps(vmas, n);
-	return r;
+	return ferry_refuse(err, ENOENT, "pid %d has no syscall instruction in its [vdso]", ic->pid);
 }
 
 static int resume_to_syscall_stop(struct infect *ic, struct ferry_err *err)

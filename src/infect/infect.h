@@ -46,8 +46,8 @@ struct infect {
  */
 int infect_seize(pid_t pid, struct infect *ic, struct ferry_err *err);
 
-/* Find a syscall instruction in the target's [vdso] and remember it. */
-int infect_find_syscall_ip(struct infect *ic, struct ferry_err *err);
+/* Find a syscall instruction in the target's [vdso] (at vdso, len bytes) and remember it. */
+int infect_find_syscall_ip(struct infect *ic, uint64_t vdso, uint64_t len, struct ferry_err *err);
 
 /*
  * Run one system call in the target. *ret gets the raw result (a negative errno

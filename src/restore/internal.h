@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "core/image.h"
+#include "core/vdso.h"
 #include "infect/infect.h"
 #include "mem/page_read.h"
 #include "restore/restore.h"
@@ -37,6 +38,7 @@ struct restore_ctx {
 	pid_t pid;           /* outer pid of the restored process */
 	pid_t init_pid;      /* its ferry init, 0 in host mode */
 	struct infect ic;
+	struct vdso_layout vdso; /* ferry's own, which the new process starts with */
 	uint64_t t0;
 	uint64_t zombie_wait_ns; /* not counted in the restore time */
 	int uffd;            /* lazy restore, -1 otherwise */

@@ -119,13 +119,13 @@ static int check_cpu(struct restore_ctx *r, struct ferry_err *err)
 
 static int check_vdso(struct restore_ctx *r, struct ferry_err *err)
 {
-	struct vdso_layout l;
+	const struct vdso_layout l = r->vdso;
 	struct vdso_sym syms[64];
 	int n;
 
 	if (!r->mm->n_vdso_syms)
 		return 0;
-	if (vdso_self_layout(&l) < 0 || !l.vdso_start)
+	if (!l.vdso_start)
 		return ferry_refuse(err, ENOENT, "this machine has no vDSO, the image needs one");
 	if (l.vdso_size != r->mm->vdso_size || l.vvar_size != r->mm->vvar_size ||
 	    l.vclock_size != r->mm->vvar_vclock_size)
@@ -246,6 +246,8 @@ static int check_pid(struct restore_ctx *r, struct ferry_err *err)
 int restore_check(struct restore_ctx *r, struct ferry_err *err)
 {
 	int ret = check_cpu(r, err);
+
+	vdso_self_layout(&r->vdso); /* all zero if there is none */
 
 	if (ret == 0)
 		ret = check_vdso(r, err);

@@ -80,12 +80,12 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 
 static int place_vdso(struct restore_ctx *r, struct ferry_err *err)
 {
-	struct vdso_layout l;
+	const struct vdso_layout l = r->vdso;
 	const Vma *vvar = find_kind(r->mm, "vvar");
 	const Vma *vdso = find_kind(r->mm, "vdso");
 	int ret;
 
-	if (vdso_self_layout(&l) < 0 || !l.vdso_start || !l.vvar_start)
+	if (!l.vdso_start || !l.vvar_start)
 		return ferry_fail(err, ENOENT, "cannot find ferry's own vDSO");
 	uint64_t start = l.vvar_start, len = l.vdso_start + l.vdso_size - l.vvar_start;
 	ret = infect_syscall_ok(&r->ic, "unmap ferry below the vDSO", __NR_munmap, NULL, 0, start,

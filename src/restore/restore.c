@@ -199,7 +199,7 @@ static int drive(struct restore_ctx *r, cpu_set_t *orig_cpus, struct ferry_err *
 		CPU_SET(cpu, &one);
 		sched_setaffinity(r->pid, sizeof(one), &one);
 	}
-	ret = infect_find_syscall_ip(&r->ic, err);
+	ret = infect_find_syscall_ip(&r->ic, r->vdso.vdso_start, r->vdso.vdso_size, err);
 	if (ret == 0)
 		ret = forget_rseq(r, err);
 	pr_debug("seized at %.2f ms", (mono_ns() - r->t0) / 1e6);
