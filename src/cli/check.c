@@ -37,6 +37,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "core/nsinit.h"
 #include "core/util.h"
 #include "core/vdso.h"
 #include "proc/proc.h"
@@ -166,17 +167,6 @@ static int probe_in_child(int (*probe)(char *msg), char *msg)
 	return rep.code;
 }
 
-static pid_t clone3_set_tid(pid_t *set_tid, size_t n)
-{
-	struct clone_args args;
-
-	memset(&args, 0, sizeof(args));
-	args.exit_signal = SIGCHLD;
-	args.set_tid = (uintptr_t)set_tid;
-	args.set_tid_size = n;
-	return syscall(SYS_clone3, &args, sizeof(args));
-}
-
 /* ------------------------------------------------------------------------ */
 /* ptrace                                                                   */
 
@@ -267,7 +257,7 @@ static int set_tid_two(void)
 
 	if (getpid() != 1)
 		return 1;
-	pid = clone3_set_tid(&two, 1);
+	pid = raw_clone3(0, &two, 1);
 	if (pid < 0)
 		return 2;
 	if (pid == 0)
@@ -286,7 +276,7 @@ static int probe_set_tid(char *msg)
 
 	if (unshare(CLONE_NEWPID) < 0)
 		return fail_msg(msg, "unshare(CLONE_NEWPID)");
-	pid = clone3_set_tid(&one, 1);
+	pid = raw_clone3(0, &one, 1);
 	if (pid < 0)
 		return fail_msg(msg, "clone3 with set_tid {1} in a new PID namespace");
 	if (pid == 0)

@@ -100,7 +100,7 @@ struct spawn_ctx {
 	struct sigaction old_act[NSIG];
 };
 
-static pid_t raw_clone3(uint64_t flags, pid_t *set_tid, size_t n_set_tid)
+pid_t raw_clone3(uint64_t flags, pid_t *set_tid, size_t n_set_tid)
 {
 	struct clone_args args;
 

@@ -59,6 +59,12 @@ struct nsinit_cfg {
  * caller reaps it); it is not detached here. On failure nothing is left
  * running and err says which step failed.
  */
+/*
+ * clone3 as fork with flags and, if n_set_tid, the pids to give the child
+ * (set_tid[0] in the innermost pid namespace). Returns as fork does.
+ */
+pid_t raw_clone3(uint64_t flags, pid_t *set_tid, size_t n_set_tid);
+
 int nsinit_spawn(const struct nsinit_cfg *cfg, int (*child_fn)(void *arg), void *arg,
 		 pid_t *init_pid, pid_t *child_pid, struct ferry_err *err);
 

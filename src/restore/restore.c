@@ -71,12 +71,7 @@ static int find_tty(struct restore_ctx *r, struct ferry_err *err)
 static int create_host(struct restore_ctx *r, struct ferry_err *err)
 {
 	pid_t want = r->pe->pid;
-	struct clone_args args = {
-		.exit_signal = SIGCHLD,
-		.set_tid = (uintptr_t)&want,
-		.set_tid_size = 1,
-	};
-	long pid = syscall(SYS_clone3, &args, sizeof(args));
+	long pid = raw_clone3(0, &want, 1);
 
 	if (pid < 0) {
 		if (errno == EEXIST)
