@@ -149,13 +149,15 @@ int img_read_any(int dirfd, const char *name, enum img_kind *kind, ProtobufCMess
 		*kind = IMG_PAGES;
 		return 0;
 	}
-	if ((uint64_t)st.st_size > FERRY_IMG_HDR_SIZE + FERRY_IMG_MAX_PAYLOAD)
+	if ((uint64_t)st.st_size < sizeof(h) ||
+	    (uint64_t)st.st_size > FERRY_IMG_HDR_SIZE + FERRY_IMG_MAX_PAYLOAD)
 		return ferry_refuse(err, EINVAL, "image %s: %lld bytes, too large", name,
 				    (long long)st.st_size);
-	buf = malloc(st.st_size ? st.st_size : 1);
+	buf = malloc(st.st_size);
 	if (!buf)
 		return ferry_fail(err, ENOMEM, "read image %s", name);
-	r = pread_all(fd, buf, st.st_size, 0);
+	memcpy(buf, &h, sizeof(h)); /* the header is read already: only the rest */
+	r = read_all(fd, buf + sizeof(h), st.st_size - sizeof(h));
 	if (r < 0)
 		return ferry_fail(err, r == -EIO ? EINVAL : -r, "read image %s", name);
 	return img_decode(buf, st.st_size, name, kind, out, err);

@@ -50,21 +50,21 @@ int dump_file_id(struct dump_ctx *d, const char *path, int fd, FileId **out,
 	return 0;
 }
 
-/* Index of path in mm.files, adding it (with its identity) if new. */
-static int mm_file_index(struct dump_ctx *d, const char *path, const struct proc_vma *v,
+/*
+ * Index of path in mm.files, adding it (with its identity, read through
+ * open_path: /proc/PID/map_files/... or /proc/PID/exe open the very file the
+ * process has, even if its path was replaced since) if new.
+ */
+static int mm_file_index(struct dump_ctx *d, const char *path, const char *open_path,
 			 struct ferry_err *err)
 {
-	char mf[96];
 	FileId *f;
 	int r;
 
 	for (size_t i = 0; i < d->mm.n_files; i++)
 		if (!strcmp(d->mm.files[i]->path, path))
 			return i;
-	/* map_files opens the very file mapped, even if its path was replaced since */
-	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", d->pid, (unsigned long)v->start,
-		 (unsigned long)v->end);
-	_cleanup_close_ int fd = v ? open(mf, O_RDONLY | O_CLOEXEC) : -1;
+	_cleanup_close_ int fd = open(open_path, O_RDONLY | O_CLOEXEC);
 	r = dump_file_id(d, path, fd, &f, err);
 	if (r < 0)
 		return r;
@@ -158,7 +158,10 @@ static int classify_vma(struct dump_ctx *d, const struct proc_vma *v, Vma *m,
 	if (v->deleted)
 		return refuse_vma(v, "a private mapping of a deleted file", err);
 	m->kind = "file";
-	int idx = mm_file_index(d, v->path, v, err);
+	char mf[96];
+	snprintf(mf, sizeof(mf), "/proc/%d/map_files/%lx-%lx", d->pid, (unsigned long)v->start,
+		 (unsigned long)v->end);
+	int idx = mm_file_index(d, v->path, mf, err);
 	if (idx < 0)
 		return idx;
 	m->has_file = true;
@@ -237,22 +240,11 @@ static int dump_mm_fields(struct dump_ctx *d, struct ferry_err *err)
 	if (n > 10 && !strcmp(exe + n - 10, " (deleted)"))
 		return ferry_refuse(err, EOPNOTSUPP, "pid %d: its executable %s was deleted", d->pid,
 				  exe);
-	for (size_t i = 0; i < d->mm.n_files; i++) {
-		if (!strcmp(d->mm.files[i]->path, exe)) {
-			d->mm.has_exe_file = true;
-			d->mm.exe_file = i;
-			return 0;
-		}
-	}
-	FileId *f;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	r = dump_file_id(d, exe, fd, &f, err);
-	if (r < 0)
-		return r;
-	if (dz_push(d, (void ***)&d->mm.files, &d->mm.n_files, f) < 0)
-		return ferry_fail(err, ENOMEM, "files");
+	int idx = mm_file_index(d, exe, path, err);
+	if (idx < 0)
+		return idx;
 	d->mm.has_exe_file = true;
-	d->mm.exe_file = d->mm.n_files - 1;
+	d->mm.exe_file = idx;
 	return 0;
 }
 
