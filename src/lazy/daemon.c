@@ -53,7 +53,6 @@ struct seg {
 
 struct lproc {
 	int uffd;
-	pid_t pid; /* outer pid, 0 for forked children (unknown) */
 	struct seg *s;
 	size_t n, cap;
 	uint64_t last_fault;
@@ -405,7 +404,7 @@ static int on_fault(struct daemon *d, struct lproc *p, uint64_t addr, struct fer
 	return 0;
 }
 
-static int add_proc(struct daemon *d, int uffd, pid_t pid, struct ferry_err *err);
+static int add_proc(struct daemon *d, int uffd, struct ferry_err *err);
 
 static int on_event(struct daemon *d, struct lproc *p, const struct uffd_msg *m,
 		    struct ferry_err *err)
@@ -414,7 +413,7 @@ static int on_event(struct daemon *d, struct lproc *p, const struct uffd_msg *m,
 	case UFFD_EVENT_PAGEFAULT:
 		return on_fault(d, p, m->arg.pagefault.address, err);
 	case UFFD_EVENT_FORK: {
-		int r = add_proc(d, m->arg.fork.ufd, 0, err);
+		int r = add_proc(d, m->arg.fork.ufd, err);
 		if (r < 0)
 			return r;
 		struct lproc *c = &d->p[d->np - 1];
@@ -527,7 +526,7 @@ static bool all_done(const struct daemon *d)
 
 /* ---- processes, handover, guardian ---- */
 
-static int add_proc(struct daemon *d, int uffd, pid_t pid, struct ferry_err *err)
+static int add_proc(struct daemon *d, int uffd, struct ferry_err *err)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
 
@@ -536,7 +535,6 @@ static int add_proc(struct daemon *d, int uffd, pid_t pid, struct ferry_err *err
 	struct lproc *p = &d->p[d->np];
 	memset(p, 0, sizeof(*p));
 	p->uffd = uffd;
-	p->pid = pid;
 	ev.data.u64 = 100 + d->np;
 	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, uffd, &ev) < 0)
 		return ferry_fail_errno(err, "epoll");
@@ -639,7 +637,7 @@ static int recv_handover(struct daemon *d, int c, struct ferry_err *err)
 	fcntl(uffd, F_SETFL, O_NONBLOCK);
 	r = start_guardian(d, pid, err);
 	if (r == 0)
-		r = add_proc(d, uffd, pid, err);
+		r = add_proc(d, uffd, err);
 	if (r < 0)
 		return r;
 	struct lproc *p = &d->p[d->np - 1];

@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -102,14 +103,16 @@ static int open_helpers(struct child *c)
 	for (int i = 0; i < r->pr.nr_layers; i++)
 		if (open_at(c, r->pr.layers[i].path, O_RDONLY, helper_layer_fd(r, i)) < 0)
 			return -1;
+	/* read-write where a shared writable mapping needs it (no malloc here: a bit set) */
+	uint64_t rw[(r->mm->n_files + 63) / 64 + 1];
+	memset(rw, 0, sizeof(rw));
+	for (size_t k = 0; k < r->mm->n_vmas; k++) {
+		const Vma *v = r->mm->vmas[k];
+		if (v->has_file && (v->flags & MAP_SHARED) && (v->prot & PROT_WRITE))
+			rw[v->file / 64] |= 1ULL << (v->file % 64);
+	}
 	for (size_t j = 0; j < r->mm->n_files; j++) {
-		int flags = O_RDONLY;
-		for (size_t k = 0; k < r->mm->n_vmas; k++) {
-			const Vma *v = r->mm->vmas[k];
-			if (v->has_file && (size_t)v->file == j && (v->flags & 0x01 /* MAP_SHARED */) &&
-			    (v->prot & 0x2 /* PROT_WRITE */))
-				flags = O_RDWR;
-		}
+		int flags = rw[j / 64] & (1ULL << (j % 64)) ? O_RDWR : O_RDONLY;
 		if (open_at(c, r->mm->files[j]->path, flags, helper_file_fd(r, j)) < 0)
 			return -1;
 	}
