@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "core/image.h"
 #include "core/log.h"
@@ -262,7 +263,8 @@ struct slot {
 	size_t nruns;
 	struct iovec remote[BATCH_IOV];
 	size_t niov;
-	bool full; /* owned by the writer */
+	uint64_t xxh3; /* of buf[0..used), when the sink takes_hash */
+	bool full;     /* owned by the writer */
 };
 
 struct mover {
@@ -319,7 +321,9 @@ static void *writer(void *arg)
 		for (size_t i = 0; r == 0 && i < s->nruns; i++)
 			r = xfer_add_run(m->x, s->runs[i].vaddr, s->runs[i].nr_pages,
 					 s->runs[i].flags, &m->wmsg);
-		if (r == 0 && s->used)
+		if (r == 0 && s->used && m->x->takes_hash)
+			r = xfer_write_hashed(m->x, s->buf, s->used, s->xxh3, &m->wmsg);
+		else if (r == 0 && s->used)
 			r = xfer_write(m->x, s->buf, s->used, &m->wmsg);
 		pthread_mutex_lock(&m->mu);
 		if (r < 0 && !m->werr)
@@ -346,6 +350,9 @@ static int submit(struct mover *m, struct ferry_err *err)
 			got = 0;
 		if ((size_t)got < s->used) /* PROT_NONE and the like */
 			r = read_slow(m, s, got, err);
+		/* here, while the data is in cache, not on the writer's path */
+		if (r == 0 && m->x->takes_hash)
+			s->xxh3 = XXH3_64bits(s->buf, s->used);
 		m->st->bytes_written += s->used;
 	}
 	pthread_mutex_lock(&m->mu);

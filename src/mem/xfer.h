@@ -12,6 +12,7 @@
 #ifndef FERRY_MEM_XFER_H
 #define FERRY_MEM_XFER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,12 +25,19 @@ struct page_xfer_ops {
 	int (*add_run)(struct page_xfer *x, uint64_t vaddr, uint64_t nr_pages, uint32_t flags,
 		       struct ferry_err *err);
 	int (*write_data)(struct page_xfer *x, const void *buf, size_t len, struct ferry_err *err);
+	/* write_data with the XXH3-64 of buf already computed, for sinks with takes_hash */
+	int (*write_hashed)(struct page_xfer *x, const void *buf, size_t len, uint64_t xxh3,
+			    struct ferry_err *err);
 	int (*commit)(struct page_xfer *x, struct ferry_err *err);
 	void (*destroy)(struct page_xfer *x);
 };
 
 struct page_xfer {
 	const struct page_xfer_ops *ops;
+	/* The sink checksums the data: a caller that already has it in cache may
+	 * compute the XXH3-64 itself (off the writing thread) and call
+	 * xfer_write_hashed. */
+	bool takes_hash;
 };
 
 /* Local image directory: pagemap-PID.img and pages-PID.img in dirfd. */
@@ -53,6 +61,12 @@ static inline int xfer_write(struct page_xfer *x, const void *buf, size_t len,
 			     struct ferry_err *err)
 {
 	return x->ops->write_data(x, buf, len, err);
+}
+
+static inline int xfer_write_hashed(struct page_xfer *x, const void *buf, size_t len,
+				    uint64_t xxh3, struct ferry_err *err)
+{
+	return x->ops->write_hashed(x, buf, len, xxh3, err);
 }
 
 static inline int xfer_commit(struct page_xfer *x, struct ferry_err *err)

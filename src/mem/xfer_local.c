@@ -92,7 +92,8 @@ static int local_add_run(struct page_xfer *px, uint64_t vaddr, uint64_t nr, uint
 	return 0;
 }
 
-static int local_write(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
+static int local_write_chunk(struct page_xfer *px, const void *buf, size_t len,
+			     const uint64_t *xxh3, struct ferry_err *err)
 {
 	struct xfer_local *x = (struct xfer_local *)px;
 	int r;
@@ -115,10 +116,21 @@ static int local_write(struct page_xfer *px, const void *buf, size_t len, struct
 	page_chunk__init(c);
 	c->off = x->off;
 	c->len = len;
-	c->xxh3 = XXH3_64bits(buf, len);
+	c->xxh3 = xxh3 ? *xxh3 : XXH3_64bits(buf, len);
 	x->off += len;
 	x->pending -= len;
 	return 0;
+}
+
+static int local_write(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
+{
+	return local_write_chunk(px, buf, len, NULL, err);
+}
+
+static int local_write_hashed(struct page_xfer *px, const void *buf, size_t len, uint64_t xxh3,
+			      struct ferry_err *err)
+{
+	return local_write_chunk(px, buf, len, &xxh3, err);
 }
 
 static int local_commit(struct page_xfer *px, struct ferry_err *err)
@@ -175,6 +187,7 @@ static void local_destroy(struct page_xfer *px)
 static const struct page_xfer_ops local_ops = {
 	.add_run = local_add_run,
 	.write_data = local_write,
+	.write_hashed = local_write_hashed,
 	.commit = local_commit,
 	.destroy = local_destroy,
 };
@@ -207,6 +220,7 @@ int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **out, struct ferry_e
 		free(x);
 		return r;
 	}
+	x->x.takes_hash = true;
 	*out = &x->x;
 	return 0;
 }
