@@ -14,6 +14,8 @@
 
 # Progress and problems go to stderr, or to fd 3 after log_to_fd3.
 LOG_FD=2
+# shellcheck source=tests/procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../tests/procs.sh"
 
 # log_to_fd3: make fd 3 a copy of stderr and log there, so that the runs can
 # go with stderr muted (or the shell would report each killed workload).
@@ -154,31 +156,13 @@ cleanup()
 
 # ---------------------------------------------------------------- processes
 
-# The start time (clock ticks since boot) of PID, or nothing if it is gone.
-starttime()
-{
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	# shellcheck disable=SC2086
-	set -- $stat
-	echo "${20}"
-}
 
-# True while PID exists and is not a zombie.
-alive()
-{
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ ${stat:0:1} != [ZX] ]]
-}
 
 # track PID: remember PID (with its start time) as one of ours.
 track()
 {
 	local start
-	start=$(starttime "$1") || return 0
+	start=$(proc_starttime "$1") || return 0
 	TRACKED+=("$1:$start")
 }
 
@@ -186,7 +170,7 @@ track()
 ours()
 {
 	local entry now
-	now=$(starttime "$1") || return 1
+	now=$(proc_starttime "$1") || return 1
 	for entry in "${TRACKED[@]}" "${KEEPERS[@]}"; do
 		[ "$entry" = "$1:$now" ] && return 0
 	done
@@ -199,7 +183,7 @@ gone()
 {
 	local i
 	for ((i = 0; i < ${2:-100} * 2; i++)); do
-		alive "$1" || { wait "$1" 2>/dev/null; return 0; }
+		pid_alive "$1" || { wait "$1" 2>/dev/null; return 0; }
 		sleep 0.05
 	done
 	return 1
@@ -231,7 +215,7 @@ kill_tracked()
 	local entry pid
 	for entry in "${TRACKED[@]}"; do
 		pid=${entry%%:*}
-		[ "$(starttime "$pid")" = "${entry#*:}" ] && kill -KILL "$pid" 2>/dev/null
+		[ "$(proc_starttime "$pid")" = "${entry#*:}" ] && kill -KILL "$pid" 2>/dev/null
 	done
 	for entry in "${TRACKED[@]}"; do
 		wait "${entry%%:*}" 2>/dev/null
@@ -239,17 +223,6 @@ kill_tracked()
 	return 0
 }
 
-# Close every fd above 2 in this (sub)shell: ferry refuses to dump a pipe
-# whose other end is outside the process, such as one of the harness's.
-close_extra_fds()
-{
-	local fd
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
-	done
-	return 0
-}
 
 # wait_line FILE FROM REGEX [SECONDS]: wait until FILE, from byte FROM on, has
 # a line matching REGEX; print the last such line.
@@ -279,7 +252,7 @@ start_workload()
 	track "$WL_PID"
 	for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
 		grep -q '^ready$' "$WL_OUT" 2>/dev/null && return 0
-		alive "$WL_PID" || break
+		pid_alive "$WL_PID" || break
 		sleep 0.05
 	done
 	log "FAILED: workload '$*' (pid $WL_PID) did not get ready: $(tail -n 3 "$WL_OUT")"
@@ -359,8 +332,8 @@ read_pidfile()
 check_restored()
 {
 	local rss_kib
-	if [ "$NEW" != "$2" ] || ! alive "$NEW"; then
-		log "FAILED: restore of $1: the pid file says '$NEW' (expected $2), running: $(alive "$NEW" && echo yes || echo no)"
+	if [ "$NEW" != "$2" ] || ! pid_alive "$NEW"; then
+		log "FAILED: restore of $1: the pid file says '$NEW' (expected $2), running: $(pid_alive "$NEW" && echo yes || echo no)"
 		FAILED=$((FAILED + 1))
 		[ -n "$NEW" ] && kill_pid "$NEW"
 		return 1

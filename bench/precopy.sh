@@ -88,7 +88,7 @@ keepers_of()
 		[ "$(readlink "$d/exe" 2>/dev/null)" = "$FERRY" ] || continue
 		cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
 		[[ " $cmd" == *" pre-dump "* && " $cmd " == *" -t $1 "* ]] || continue
-		alive "${d#/proc/}" && echo "${d#/proc/}"
+		pid_alive "${d#/proc/}" && echo "${d#/proc/}"
 	done
 }
 
@@ -98,7 +98,7 @@ note_keepers()
 {
 	local k start entry known
 	for k in $(keepers_of "$1"); do
-		start=$(starttime "$k") || continue
+		start=$(proc_starttime "$k") || continue
 		known=0
 		for entry in "${KEEPERS[@]}"; do
 			[ "$entry" = "$k:$start" ] && known=1
@@ -115,14 +115,14 @@ cleanup()
 	# a dirtier with tracking armed: ask ferry to stop it first
 	for entry in "${TRACKED[@]}"; do
 		pid=${entry%%:*}
-		ours "$pid" && alive "$pid" && [ -n "$(keepers_of "$pid")" ] &&
+		ours "$pid" && pid_alive "$pid" && [ -n "$(keepers_of "$pid")" ] &&
 			timeout -k 2 10 "$FERRY" untrack -t "$pid" >/dev/null 2>&1 3>&-
 	done
 	kill_tracked
 	# keepers end with their target; one that does not is a ferry bug
 	for entry in "${KEEPERS[@]}"; do
 		pid=${entry%%:*}
-		[ "$(starttime "$pid")" = "${entry#*:}" ] || continue
+		[ "$(proc_starttime "$pid")" = "${entry#*:}" ] || continue
 		gone "$pid" 30 && continue
 		log "ferry problem: tracking keeper $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)) outlived its target; killing it"
 		kill -KILL "$pid" 2>/dev/null
@@ -273,7 +273,7 @@ chain()
 	name=$b.$run.final
 	ferry_timed "$name" dump -t "$pid" -D "$dir/r$ROUNDS" --prev-images-dir "../r$((ROUNDS - 1))" \
 		--track-mem --leave-running || { kill_pid "$pid"; rm -rf "$dir"; return 1; }
-	if ! alive "$pid"; then
+	if ! pid_alive "$pid"; then
 		log "FAILED: pid $pid no longer runs after ferry dump --leave-running"
 		FAILED=$((FAILED + 1))
 		rm -rf "$dir"

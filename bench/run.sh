@@ -147,7 +147,7 @@ dump_workload()
 		kill_pid "$pid"
 		return 1
 	fi
-	if alive "$pid"; then
+	if pid_alive "$pid"; then
 		log "FAILED: pid $pid still runs after ferry dump"
 		FAILED=$((FAILED + 1))
 		kill_pid "$pid"

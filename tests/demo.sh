@@ -6,6 +6,8 @@
 # it with the same pid and shows it counting on. Exits non-zero if any step fails.
 
 set -u
+# shellcheck source=tests/procs.sh
+. "$(dirname "$0")/procs.sh"
 
 if [ $# != 1 ]; then
 	echo "usage: tests/demo.sh BUILD" >&2
@@ -23,15 +25,11 @@ OUT=$DIR/counter.out
 PID=""
 START=""
 
-starttime()
-{
-	sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'
-}
 
 # Kill the counter only while it is still the process this demo started or restored.
 cleanup()
 {
-	if [ -n "$PID" ] && [ -n "$START" ] && [ "$(starttime "$PID")" = "$START" ]; then
+	if [ -n "$PID" ] && [ -n "$START" ] && [ "$(proc_starttime "$PID")" = "$START" ]; then
 		kill -KILL "$PID" 2>/dev/null
 	fi
 	rm -rf "$DIR"
@@ -39,17 +37,6 @@ cleanup()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Close every fd above 2, in the subshell that becomes the counter: a pipe
-# inherited from the caller would be part of its state.
-close_extra_fds()
-{
-	local fd
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
-	done
-	return 0
-}
 
 step()
 {
@@ -80,7 +67,7 @@ show_ticks()
 step "start the counter workload; it appends ticks to $OUT"
 (close_extra_fds && cd "$DIR" && TMPDIR=$DIR exec "$WL/counter" "$OUT") </dev/null >"$DIR/counter.log" 2>&1 &
 PID=$!
-START=$(starttime "$PID")
+START=$(proc_starttime "$PID")
 "$WL/waitfor" "$OUT" '^ready$' 20 >/dev/null || die "the counter did not start"
 wait_tick 3
 echo "    pid $PID, its last ticks:"
@@ -105,7 +92,7 @@ sed -n '/^---/q; /./p' <<<"$SHOW" | head -n 20 | sed 's/^/    /'
 step "ferry restore -D $DIR/img -d --pidfile $DIR/pid"
 "$FERRY" restore -D "$DIR/img" -d --pidfile "$DIR/pid" || die "ferry restore failed"
 NEW=$(tr -d '[:space:]' <"$DIR/pid")
-START=$(starttime "$NEW")
+START=$(proc_starttime "$NEW")
 [ -n "$START" ] || die "restored pid $NEW is not running"
 [ "$NEW" = "$PID" ] || die "restored with pid $NEW, dumped $PID"
 wait_tick $((LAST + 3))

@@ -47,30 +47,15 @@ else
 	PY=$(command -v python3 || echo python3)
 fi
 
+# shellcheck source=tests/procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/procs.sh"
+
 _TRACKED=()
 _SEQ=0
 
 # ---------------------------------------------------------------- processes
 
-# The start time (clock ticks since boot) of PID, or nothing if it is gone.
-proc_starttime()
-{
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	# shellcheck disable=SC2086
-	set -- $stat
-	echo "${20}"
-}
 
-# True while PID exists and is not a zombie.
-pid_alive()
-{
-	local stat
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ ${stat:0:1} != [ZX] ]]
-}
 
 # A field of /proc/PID/status ("State", "TracerPid", "NSpid", ...).
 proc_status_field()
@@ -173,17 +158,6 @@ say()
 
 # ---------------------------------------------------------------- workloads
 
-# close_extra_fds: close every fd above 2 in this (sub)shell, so that what the
-# caller of the tests had open (pipes, sockets) does not leak into workloads.
-close_extra_fds()
-{
-	local fd
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
-	done
-	return 0
-}
 
 # bg_start NAME CMD ARGS...: start CMD in the background with cwd T, stdin
 # /dev/null, stdout and stderr to $T/NAME.N.log. Sets BG_PID and BG_LOG.

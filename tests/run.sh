@@ -35,6 +35,8 @@ BUILD=$(abspath "$1")
 ASAN_BUILD=$(abspath "$2")
 PATTERN=${3:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tests/procs.sh
+. "$ROOT/tests/procs.sh"
 E2E_TIMEOUT=${E2E_TIMEOUT:-180}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-900}
 
@@ -156,17 +158,6 @@ EOF
 
 # ---------------------------------------------------------------- e2e tests
 
-# Close every fd above 2 (in a subshell about to run a test): what the caller
-# of run.sh had open must not leak into the test and its workloads.
-close_extra_fds()
-{
-	local fd
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
-	done
-	return 0
-}
 
 # Each test runs under this small subreaper: processes the test orphans (a
 # restored process whose ferry restore -d exited, a ferry run init) become its

@@ -383,6 +383,8 @@ static int copy_anon(struct restore_ctx *r, struct anon_fill *f, const Vma *v,
 	struct pr_queue q = {0};
 	int ret = page_read_queue_range(&r->pr, v->start, v->end, &q, err);
 
+	if (ret == 0 && q.n && f->uffd < 0) /* only once some memory needs it */
+		ret = take_uffd(r, 0, &f->uffd, err);
 	if (ret == 0 && q.n)
 		ret = register_missing(f->uffd, v, err);
 	for (size_t i = 0; ret == 0 && i < q.n; i++)
@@ -394,7 +396,7 @@ static int copy_anon(struct restore_ctx *r, struct anon_fill *f, const Vma *v,
 static int fill_anon(struct restore_ctx *r, struct ferry_err *err)
 {
 	struct anon_fill f = {.uffd = -1, .maps = calloc(r->pr.nr_layers, sizeof(void *))};
-	int ret = f.maps ? take_uffd(r, 0, &f.uffd, err) : ferry_fail(err, ENOMEM, "layers");
+	int ret = f.maps ? 0 : ferry_fail(err, ENOMEM, "layers");
 
 	for (size_t i = 0; ret == 0 && i < r->mm->n_vmas; i++) {
 		const Vma *v = r->mm->vmas[i];
