@@ -50,7 +50,7 @@ int cmd_lazy_pages(int argc, char **argv)
 	}
 	struct lazy_daemon_opts lo = {.dir = o.dir, .remote = o.page_server,
 				      .address = o.address ? o.address : "127.0.0.1",
-				      .port = o.port, .auth_key = o.auth_key, .ready_fd = -1,
+				      .port = o.port, .auth_key = o.auth_key, .ready_fd = -1, .client_fd = -1,
 				      .prefetch_after_ms = o.prefetch_after_ms};
 	if (o.detached) {
 		r = cli_daemonize("lazy-pages", o.pidfile, &lo.ready_fd);

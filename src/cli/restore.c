@@ -12,7 +12,8 @@
 
 static const char help[] =
 	"usage: ferry restore -D DIR [-d|--restore-detached] [--pidfile FILE] [--shell-job]\n"
-	"                     [--lazy-pages] [-v 0-4] [-o LOG]\n"
+	"                     [--lazy-pages [--page-server --address SRC --port N\n"
+	"                     [--auth-key FILE] [--prefetch-after MS]]] [-v 0-4] [-o LOG]\n"
 	"\n"
 	"Recreate the process saved in the image directory DIR, with its pid.\n"
 	"Without -d, ferry stays its parent, waits, and exits with its exit status\n"
@@ -24,6 +25,10 @@ static const char help[] =
 	"  -j, --shell-job           give it this terminal (for dumps made with --shell-job)\n"
 	"      --lazy-pages          post-copy: run at once; its private memory comes from\n"
 	"                            `ferry lazy-pages -D DIR`, which must be running\n"
+	"      --page-server         with --lazy-pages: start that daemon here, fetching\n"
+	"                            the pages from the source at --address and --port\n"
+	"                            (the shortest downtime: one command, no handshake)\n"
+	"      --auth-key FILE, --prefetch-after MS   passed on to the daemon\n"
 	"  -v N                      log level 0 (errors) .. 4 (trace)\n"
 	"  -o, --log-file FILE       write the log to FILE\n";
 
@@ -35,18 +40,30 @@ int cmd_restore(int argc, char **argv)
 	int r, status;
 
 	r = opts_parse("restore", argc, argv,
-		       OPT_DIR | OPT_DETACHED | OPT_PIDFILE | OPT_SHELL_JOB | OPT_LAZY, help, &o);
+		       OPT_DIR | OPT_DETACHED | OPT_PIDFILE | OPT_SHELL_JOB | OPT_LAZY |
+			       OPT_PAGE_SERVER | OPT_ADDRESS | OPT_PORT | OPT_AUTH_KEY |
+			       OPT_PREFETCH_AFTER,
+		       help, &o);
 	if (r)
 		return r > 0 ? 0 : 2;
 	if (!o.dir || o.argc) {
 		fprintf(stderr, "ferry restore: needs -D DIR (see ferry restore --help)\n");
 		return 2;
 	}
+	if (o.page_server && (!o.lazy || !o.port)) {
+		fprintf(stderr, "ferry restore: --page-server needs --lazy-pages and --port\n");
+		return 2;
+	}
 	struct restore_opts ro = {.dir = o.dir, .shell_job = o.shell_job, .detached = o.detached};
 	struct lazy_client lc = {.fd = -1};
 	ferry_err_clear(&err);
 	if (o.lazy) {
-		if (lazy_client_connect(o.dir, &lc, &err) < 0) {
+		struct lazy_daemon_opts lo = {.dir = o.dir, .remote = true,
+					      .address = o.address ? o.address : "127.0.0.1",
+					      .port = o.port, .auth_key = o.auth_key, .ready_fd = -1,
+					      .client_fd = -1, .prefetch_after_ms = o.prefetch_after_ms};
+		if ((o.page_server ? lazy_client_spawn(&lo, &lc, &err)
+				   : lazy_client_connect(o.dir, &lc, &err)) < 0) {
 			cli_error("restore", &err);
 			return 1;
 		}

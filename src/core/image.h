@@ -74,7 +74,16 @@ const char *img_kind_name(enum img_kind kind);
 /* The message descriptor for a kind, NULL for IMG_PAGES or unknown kinds. */
 const ProtobufCMessageDescriptor *img_kind_desc(enum img_kind kind);
 
-/* Write msg as image `name` in dirfd (O_TRUNC; fsync'd). */
+/*
+ * Whether written images are fsync'd (the default). A lazy dump turns it off:
+ * its source stays frozen until the destination has every page, so nothing
+ * depends on the images surviving a crash of the source, and the syncs would
+ * add milliseconds to the downtime.
+ */
+void img_set_durable(bool on);
+bool img_is_durable(void);
+
+/* Write msg as image `name` in dirfd (O_TRUNC; fsync'd if durable). */
 int img_write(int dirfd, const char *name, enum img_kind kind, const ProtobufCMessage *msg,
 	      struct ferry_err *err);
 

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,8 +48,15 @@ void log_msg(int level, const char *fmt, ...)
 
 	if (level > ferry_log_level)
 		return;
-	if (!log_start.tv_sec)
-		clock_gettime(CLOCK_MONOTONIC, &log_start);
+	/* FERRY_LOG_CLOCK=monotonic: absolute CLOCK_MONOTONIC seconds, so that
+	 * the logs of several ferry processes line up (benchmarks, debugging) */
+	if (!log_start.tv_sec && !log_start.tv_nsec) {
+		const char *c = getenv("FERRY_LOG_CLOCK");
+		if (c && !strcmp(c, "monotonic"))
+			log_start.tv_nsec = 1; /* from 0, a nanosecond off */
+		else
+			clock_gettime(CLOCK_MONOTONIC, &log_start);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	double t = (now.tv_sec - log_start.tv_sec) + (now.tv_nsec - log_start.tv_nsec) / 1e9;
 	n = snprintf(buf, sizeof(buf), "(%.6f) %s: ", t, names[level]);

@@ -239,12 +239,29 @@ int infect_scratch_map_at(struct infect *ic, uint64_t at, size_t size, struct fe
 	return 0;
 }
 
+int infect_scratch_on_stack(struct infect *ic, uint64_t lo, uint64_t hi, size_t size,
+			    struct ferry_err *err)
+{
+	uint64_t sp = ic->saved.rsp, red_zone = 128;
+
+	if (sp < lo + red_zone + size || sp > hi)
+		return ferry_refuse(err, ENOSPC, "pid %d: no room for scratch below sp %#lx",
+				    ic->pid, (unsigned long)sp);
+	ic->scratch = (sp - red_zone - size) & ~63UL;
+	ic->scratch_size = 0;
+	return 0;
+}
+
 int infect_scratch_unmap(struct infect *ic, struct ferry_err *err)
 {
 	int r;
 
 	if (!ic->scratch)
 		return 0;
+	if (!ic->scratch_size) { /* borrowed from the stack */
+		ic->scratch = 0;
+		return 0;
+	}
 	r = infect_syscall_ok(ic, "unmap scratch memory", __NR_munmap, NULL, ic->scratch,
 			      ic->scratch_size, 0, 0, 0, 0, err);
 	if (r == 0)

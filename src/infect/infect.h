@@ -34,7 +34,7 @@ struct infect {
 	size_t xsave_len;
 	uint64_t syscall_ip;           /* address of a syscall instruction in the target */
 	uint64_t scratch;              /* remote scratch mapping, 0 if none */
-	size_t scratch_size;
+	size_t scratch_size;           /* 0: borrowed from the stack, nothing to unmap */
 	bool have_sig;                 /* a signal was dequeued while seizing */
 	siginfo_t sig;
 	bool seized;
@@ -67,6 +67,15 @@ int infect_scratch_map(struct infect *ic, size_t size, struct ferry_err *err);
 /* The same at a fixed address, failing if anything is mapped there. */
 int infect_scratch_map_at(struct infect *ic, uint64_t addr, size_t size, struct ferry_err *err);
 int infect_scratch_unmap(struct infect *ic, struct ferry_err *err);
+/*
+ * Borrow size bytes of the stack below the red zone as the scratch area
+ * instead (no mapping changes, so no mmap lock: /proc/PID/smaps can be read at
+ * the same time). Only if the stack pointer and that room lie in [lo, hi), the
+ * bounds of the process's main [stack] (a signal stack may be too small);
+ * -ENOSPC otherwise. The ABI leaves memory below the red zone unused.
+ */
+int infect_scratch_on_stack(struct infect *ic, uint64_t lo, uint64_t hi, size_t size,
+			    struct ferry_err *err);
 
 /* Copy to / from the target's memory (process_vm_*, /proc/PID/mem as fallback). */
 int infect_write(struct infect *ic, uint64_t addr, const void *buf, size_t len,

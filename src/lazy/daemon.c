@@ -6,21 +6,33 @@
  * offset to their dump-time addresses (delta), so that mremap can move them;
  * a segment is "pending" once a background request covers it. Dropped ranges
  * (munmap, madvise DONTNEED) leave the set: a later fault there gets a zero
- * page, never a fetch. One epoll loop serves the handover socket, the
- * userfaultfds and the connections to the source (urgent and pull); a fault
- * becomes an urgent one-page request, answers are installed with UFFDIO_COPY
- * (EEXIST and EAGAIN are not errors) into every process that still misses
- * those pages. When nothing is missing any more, it closes the session.
+ * page, never a fetch. The main thread's epoll loop serves the handover
+ * socket, the userfaultfds and the urgent connection to the source: a fault
+ * becomes an urgent one-page request, and its answer is installed with
+ * UFFDIO_COPY (EEXIST and EAGAIN are not errors) into every process that
+ * still misses those pages. With a source, a second thread owns the pull
+ * connection: it commits, then asks for the rest in the background and
+ * installs it, so that a fault never waits behind bulk data.
+ *
+ * Both threads change the segment sets and the requests under one mutex, and
+ * install pages only while holding it (in chunks of INSTALL_CHUNK, so that a
+ * fault waits for at most one chunk): an unmap or madvise event, read and
+ * applied under the mutex, can then never be followed by a stale install.
+ * When nothing is missing any more, the session is closed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -41,9 +53,11 @@
 
 #define MAX_PROCS 64
 #define MAX_REQS 64
-#define WIN_MIN (64UL << 10)
+#define WIN_MIN (256UL << 10)
 #define WIN_MAX (1UL << 20)
 #define BULK_IN_FLIGHT 4
+#define INSTALL_CHUNK (32UL << 10)
+#define LOCK_SPIN_NS 300000
 
 struct seg {
 	uint64_t start, end;
@@ -82,8 +96,20 @@ struct daemon {
 	uint32_t next_id;
 	int bulk_in_flight;
 	uint64_t window;
-	uint8_t *buf;
-	bool running, committed;
+	uint8_t *buf;   /* the main thread's answers */
+	uint8_t *bbuf;  /* the pull thread's answers */
+	uint8_t *zeros; /* WIN_MAX zero bytes */
+	pthread_mutex_t mu;
+	atomic_int main_waits; /* the main thread wants mu: the pull thread lets it go first */
+	cpu_set_t cpus;        /* where the daemon may run */
+	int fault_cpu;         /* the main thread's CPU, -1 if not pinned */
+	pthread_t puller;
+	bool pulling;   /* the pull thread was started */
+	int pull_done;  /* eventfd: the pull thread ended (its result in pull_r, pull_err) */
+	int pull_kick;  /* eventfd: the sets changed, for a pull thread with nothing in flight */
+	int pull_r;
+	struct ferry_err pull_err;
+	bool handed, running, committed;
 	uint64_t t_running;
 	int guard;         /* socket to the guardian */
 	/* stats */
@@ -251,9 +277,8 @@ static int deliver_zeros(struct daemon *d, uint64_t addr, uint64_t nr, struct fe
 	uint64_t len = nr * PAGE_SIZE;
 	int r = 0;
 
-	memset(d->buf, 0, WIN_MAX);
 	for (uint64_t off = 0; r == 0 && off < len; off += WIN_MAX)
-		r = deliver(d, addr + off, len - off < WIN_MAX ? len - off : WIN_MAX, d->buf, err);
+		r = deliver(d, addr + off, len - off < WIN_MAX ? len - off : WIN_MAX, d->zeros, err);
 	return r;
 }
 
@@ -313,55 +338,125 @@ static int send_get(struct daemon *d, bool urgent, uint64_t dump_addr, uint64_t 
 	return wire_send_msg(d->conn[urgent ? 0 : 1], &m, d->peer, err);
 }
 
-static int recv_answer(struct daemon *d, int fd, struct ferry_err *err)
+/*
+ * The mutex, taken by the main thread (faults, events, urgent answers) or by
+ * the pull thread. A mutex is not fair: the pull thread, taking it again right
+ * after each chunk, could keep a fault waiting for many; so it steps aside
+ * while the main thread waits.
+ */
+static void lock_main(struct daemon *d)
 {
+	atomic_fetch_add(&d->main_waits, 1);
+	/* spin first: the pull thread holds it for one chunk at most, and being
+	 * woken from its CPU would cost more than that */
+	uint64_t until = mono_ns() + LOCK_SPIN_NS;
+	while (pthread_mutex_trylock(&d->mu) != 0) {
+		if (mono_ns() > until) {
+			pthread_mutex_lock(&d->mu);
+			break;
+		}
+		__builtin_ia32_pause();
+	}
+	atomic_fetch_sub(&d->main_waits, 1);
+}
+
+static void lock_pull(struct daemon *d)
+{
+	while (atomic_load(&d->main_waits))
+		sched_yield();
+	pthread_mutex_lock(&d->mu);
+}
+
+static void lock_any(struct daemon *d, bool main_thread)
+{
+	if (main_thread)
+		lock_main(d);
+	else
+		lock_pull(d);
+}
+
+/* Install data that arrived, a chunk at a time under the mutex. */
+static int deliver_locked(struct daemon *d, bool main_thread, uint64_t addr, uint64_t len,
+			  const uint8_t *data, struct ferry_err *err)
+{
+	int r = 0;
+
+	for (uint64_t off = 0; r == 0 && off < len; off += INSTALL_CHUNK) {
+		uint64_t n = len - off < INSTALL_CHUNK ? len - off : INSTALL_CHUNK;
+		lock_any(d, main_thread);
+		r = deliver(d, addr + off, n, data + off, err);
+		pthread_mutex_unlock(&d->mu);
+	}
+	return r;
+}
+
+/* The last part of an answer arrived (mutex held). */
+static void answer_done(struct daemon *d, struct req *q, uint64_t got)
+{
+	if (!q->urgent && got < q->nr) {
+		/* fewer pages than asked: the rest goes back to the missing set */
+		uint64_t from = q->dump_addr + got * PAGE_SIZE;
+		uint64_t to = q->dump_addr + q->nr * PAGE_SIZE;
+		for (int i = 0; i < d->np; i++)
+			for (size_t k = 0; k < d->p[i].n; k++) {
+				struct seg *s = &d->p[i].s[k];
+				if (s->start + s->delta < to && s->end + s->delta > from)
+					s->pending = false;
+			}
+	}
+	finish_req(d, q, got);
+}
+
+/*
+ * One answer from the source on fd, into buf; takes the mutex itself. Urgent
+ * answers (the main thread's; one page, or a few) are installed in one go
+ * under one taking of the mutex; bulk ones a chunk at a time.
+ */
+static int recv_answer(struct daemon *d, int fd, uint8_t *buf, struct ferry_err *err)
+{
+	bool main_thread = fd != d->conn[1];
 	struct wire_msg m;
 	int r = wire_recv_msg(fd, &m, 30000, false, d->peer, err);
 
 	if (r < 0)
 		return r;
-	struct req *q = find_req(d, m.h.id);
 	switch (m.h.type) {
 	case WT_PAGES: {
 		uint64_t len = wire_data_len(&m);
 		if (len > WIRE_MAX_DATA_PAGES * (uint64_t)PAGE_SIZE)
 			return ferry_refuse(err, EPROTO, "%s: answer too large", d->peer);
-		if (len) {
-			r = wire_recv(fd, d->buf, len, 30000, false, d->peer, err);
-			if (r < 0)
-				return r;
-			r = deliver(d, m.u.pages.vaddr, len, d->buf, err);
-		} else {
+		if (len)
+			r = wire_recv(fd, buf, len, 30000, false, d->peer, err);
+		if (r == 0 && len && !main_thread)
+			r = deliver_locked(d, false, m.u.pages.vaddr, len, buf, err);
+		if (r < 0)
+			return r;
+		lock_any(d, main_thread);
+		struct req *q = find_req(d, m.h.id);
+		if (len && main_thread) {
+			r = deliver(d, m.u.pages.vaddr, len, buf, err);
+		} else if (!len) {
 			/* zero kind: nothing to fetch, the pages read as zeros; never
 			 * more than was asked: a hostile count must not spin here */
-			uint64_t nr = m.u.pages.nr_pages;
-			if (!q || nr > q->nr)
-				nr = q ? q->nr : 0;
+			uint64_t asked = q ? q->nr : 0;
+			uint64_t nr = m.u.pages.nr_pages < asked ? m.u.pages.nr_pages : asked;
 			r = deliver_zeros(d, m.u.pages.vaddr, nr, err);
 		}
-		if (r == 0 && q && (m.h.flags & WF_LAST)) {
-			uint64_t got = m.u.pages.nr_pages;
-			if (!q->urgent && got < q->nr) {
-				/* fewer pages than asked: the rest goes back to the missing set */
-				uint64_t from = q->dump_addr + got * PAGE_SIZE;
-				uint64_t to = q->dump_addr + q->nr * PAGE_SIZE;
-				for (int i = 0; i < d->np; i++)
-					for (size_t k = 0; k < d->p[i].n; k++) {
-						struct seg *s = &d->p[i].s[k];
-						if (s->start + s->delta < to && s->end + s->delta > from)
-							s->pending = false;
-					}
-			}
-			finish_req(d, q, got);
-		}
+		if (r == 0 && q && (m.h.flags & WF_LAST))
+			answer_done(d, q, m.u.pages.nr_pages);
+		pthread_mutex_unlock(&d->mu);
 		return r;
 	}
-	case WT_NOT_FOUND:
+	case WT_NOT_FOUND: {
+		lock_any(d, main_thread);
+		struct req *q = find_req(d, m.h.id);
 		if (q) {
 			r = deliver_zeros(d, q->dump_addr, q->nr, err);
 			finish_req(d, q, 0);
 		}
+		pthread_mutex_unlock(&d->mu);
 		return r;
+	}
 	case WT_OK:
 		if (!d->committed)
 			pr_info("lazy-pages: the source acknowledged the commit");
@@ -384,7 +479,10 @@ static int on_fault(struct daemon *d, struct lproc *p, uint64_t addr, struct fer
 
 	d->faults++;
 	p->last_fault = page;
-	d->window = WIN_MIN;
+	/* the background moves next to the fault, with a smaller window: halved,
+	 * not reset, as faults come often and small requests would slow it */
+	if (d->window > WIN_MIN)
+		d->window /= 2;
 	if (i < p->n && p->s[i].start <= page) {
 		for (int k = 0; k < MAX_REQS; k++) /* already asked for urgently */
 			if (d->reqs[k].used && d->reqs[k].urgent &&
@@ -567,21 +665,33 @@ static int initial_segments(struct daemon *d, struct lproc *p, struct ferry_err 
 	return 0;
 }
 
-/* Kill the restored processes (and their children) if the daemon dies first. */
-static void guardian(int sock, pid_t pid)
+/*
+ * Kill the restored processes (and their children) if the daemon dies first.
+ * The guardian starts with the daemon; it learns the pid of the restored
+ * process ("P pid") and gets a copy of every userfaultfd ("U").
+ */
+static void guardian(int sock)
 {
-	char b;
+	pid_t pid = 0;
+	char b[32];
 
 	prctl(PR_SET_NAME, "ferry-guardian", 0, 0, 0);
 	for (;;) {
 		int fd; /* a userfaultfd copy, kept open until the guardian exits */
-		ssize_t r = recv_fd(sock, &b, 1, &fd);
-		if (r == 1 && b == 'D')
+		ssize_t r = recv_fd(sock, b, sizeof(b) - 1, &fd);
+		if (r >= 1 && b[0] == 'D')
 			_exit(0); /* every page arrived */
-		if (r == 1 && b == 'U')
+		if (r >= 1 && b[0] == 'U')
 			continue;
+		if (r >= 1 && b[0] == 'P') {
+			b[r] = '\0';
+			pid = atoi(b + 1);
+			continue;
+		}
 		break; /* the daemon is gone */
 	}
+	if (pid <= 0)
+		_exit(0); /* no process was handed over: nothing runs on missing memory */
 	pr_err("lazy-pages: the daemon ended before all pages of pid %d arrived: killing it "
 	       "rather than let it run on missing memory", pid);
 	fprintf(stderr, "ferry lazy-pages: the daemon ended before all pages of pid %d arrived: "
@@ -599,7 +709,7 @@ static void guardian(int sock, pid_t pid)
 	_exit(1);
 }
 
-static int start_guardian(struct daemon *d, pid_t pid, struct ferry_err *err)
+static int start_guardian(struct daemon *d, struct ferry_err *err)
 {
 	int sv[2];
 
@@ -614,7 +724,7 @@ static int start_guardian(struct daemon *d, pid_t pid, struct ferry_err *err)
 		close_fds_except(keep, ARRAY_SIZE(keep));
 		if (fork() > 0)
 			_exit(0);
-		guardian(sv[1], pid);
+		guardian(sv[1]);
 	}
 	waitpid(g, NULL, 0);
 	close(sv[1]);
@@ -626,36 +736,136 @@ static int recv_handover(struct daemon *d, int c, struct ferry_err *err)
 {
 	char buf[128];
 	unsigned long sp;
-	int pid, uffd, r;
+	int pid, uffd, r, cpu = -1;
 
 	ssize_t n = recv_fd(c, buf, sizeof(buf) - 1, &uffd);
 	if (n <= 0)
 		return ferry_refuse(err, EPROTO, "the restore hung up before its handover");
 	buf[n] = '\0';
-	if (uffd < 0 || sscanf(buf, "H %d %lx", &pid, &sp) != 2)
+	if (uffd < 0 || sscanf(buf, "H %d %lx %d", &pid, &sp, &cpu) < 2)
 		return ferry_refuse(err, EPROTO, "bad handover from the restore: '%s'", buf);
 	fcntl(uffd, F_SETFL, O_NONBLOCK);
-	r = start_guardian(d, pid, err);
-	if (r == 0)
-		r = add_proc(d, uffd, err);
-	if (r < 0)
+	n = snprintf(buf, sizeof(buf), "P%d", pid);
+	if (send(d->guard, buf, n, MSG_NOSIGNAL) != n)
+		return ferry_fail_errno(err, "tell the guardian of pid %d", pid);
+	d->handed = true;
+	/* the fault path on the CPU the process was restored on: a wakeup across
+	 * CPUs costs far more than one on the same CPU, and the process follows
+	 * the thread that wakes it; the pull thread gets the other CPUs */
+	sched_getaffinity(0, sizeof(d->cpus), &d->cpus);
+	if (cpu >= 0 && CPU_ISSET(cpu, &d->cpus) && CPU_COUNT(&d->cpus) > 1 && pin_to_cpu(cpu) >= 0)
+		d->fault_cpu = cpu;
+	pthread_mutex_lock(&d->mu);
+	r = add_proc(d, uffd, err);
+	if (r < 0) {
+		pthread_mutex_unlock(&d->mu);
+		close(uffd);
 		return r;
+	}
 	struct lproc *p = &d->p[d->np - 1];
 	r = initial_segments(d, p, err);
+	/* the stack page first, before the process runs */
+	size_t i = seg_lower(p, sp);
+	bool fetch = r == 0 && i < p->n && p->s[i].start <= sp;
+	p->last_fault = sp;
+	if (fetch)
+		r = send_get(d, true, sp + p->s[i].delta, 1, err);
+	pthread_mutex_unlock(&d->mu);
+	/* no other thread yet: the requests cannot change under us */
+	while (r == 0 && fetch && d->conn[0] >= 0 && find_req(d, d->next_id))
+		r = recv_answer(d, d->conn[0], d->buf, err);
 	if (r < 0)
 		return r;
-	/* the stack page first, before the process runs */
-	p->last_fault = sp;
-	size_t i = seg_lower(p, sp);
-	if (i < p->n && p->s[i].start <= sp) {
-		r = send_get(d, true, sp + p->s[i].delta, 1, err);
-		while (r == 0 && d->conn[0] >= 0 && find_req(d, d->next_id))
-			r = recv_answer(d, d->conn[0], err);
-		if (r < 0)
-			return r;
-	}
 	pr_info("lazy-pages: pid %d handed over, %zu lazy segments", pid, p->n);
 	return write_all(c, "OK\n", 3) < 0 ? ferry_fail_errno(err, "answer the restore") : 0;
+}
+
+/*
+ * The pull thread: COMMIT, then the background transfer on the pull
+ * connection until nothing is missing. Its result goes to pull_r/pull_err,
+ * and pull_done wakes the main loop.
+ */
+static int pull(struct daemon *d, struct ferry_err *err)
+{
+	struct wire_msg m = {.h = {.type = WT_COMMIT}};
+	int fd = d->conn[1];
+
+	lock_pull(d);
+	m.h.id = ++d->next_id;
+	pthread_mutex_unlock(&d->mu);
+	int r = wire_send_msg(fd, &m, d->peer, err);
+
+	while (r == 0 && !d->committed) /* the source cannot resume from now on */
+		r = recv_answer(d, fd, d->bbuf, err);
+	if (r == 0 && d->o->prefetch_after_ms > 0) {
+		struct timespec ts = {d->o->prefetch_after_ms / 1000,
+				      (d->o->prefetch_after_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	while (r == 0) {
+		lock_pull(d);
+		r = prefetch(d, err);
+		bool done = all_done(d) && !d->bulk_in_flight, idle = !d->bulk_in_flight;
+		pthread_mutex_unlock(&d->mu);
+		if (r < 0 || done)
+			break;
+		if (idle) {
+			/* the rest is on its way urgently: wait until that changes */
+			struct pollfd p[2] = {{fd, POLLIN, 0}, {d->pull_kick, POLLIN, 0}};
+			if (poll(p, 2, 1000) < 0 && errno != EINTR)
+				return ferry_fail_errno(err, "poll");
+			uint64_t v;
+			if ((p[1].revents & POLLIN) && read(d->pull_kick, &v, sizeof(v)) < 0) {
+				/* cleared already */
+			}
+			if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+		}
+		r = recv_answer(d, fd, d->bbuf, err);
+	}
+	return r;
+}
+
+static void *puller_main(void *arg)
+{
+	struct daemon *d = arg;
+	uint64_t one = 1;
+
+	d->pull_r = pull(d, &d->pull_err);
+	if (write(d->pull_done, &one, sizeof(one)) < 0) {
+		/* the main loop also sees the connection close */
+	}
+	return NULL;
+}
+
+static int start_puller(struct daemon *d, struct ferry_err *err)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 3};
+
+	d->pull_done = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	d->pull_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (d->pull_done < 0 || d->pull_kick < 0 ||
+	    epoll_ctl(d->ep, EPOLL_CTL_ADD, d->pull_done, &ev) < 0)
+		return ferry_fail_errno(err, "eventfd");
+	if (pthread_create(&d->puller, NULL, puller_main, d) != 0)
+		return ferry_fail(err, EAGAIN, "start the pull thread");
+	if (d->fault_cpu >= 0) /* anywhere: the background needs every CPU */
+		pthread_setaffinity_np(d->puller, sizeof(d->cpus), &d->cpus);
+	d->pulling = true;
+	return 0;
+}
+
+static void stop_puller(struct daemon *d)
+{
+	if (!d->pulling)
+		return;
+	shutdown(d->conn[1], SHUT_RD);
+	uint64_t one = 1;
+	if (write(d->pull_kick, &one, sizeof(one)) < 0) {
+		/* it will see the shutdown */
+	}
+	pthread_join(d->puller, NULL);
+	d->pulling = false;
 }
 
 static int on_client(struct daemon *d, struct ferry_err *err)
@@ -674,14 +884,23 @@ static int on_client(struct daemon *d, struct ferry_err *err)
 	buf[n] = '\0';
 	if (buf[0] != 'R')
 		return ferry_refuse(err, EPROTO, "unexpected message from the restore");
+	pthread_mutex_lock(&d->mu);
 	d->running = true;
 	d->t_running = mono_ns();
+	pthread_mutex_unlock(&d->mu);
 	pr_info("lazy-pages: the process runs, committing");
-	if (d->conn[1] >= 0) {
-		struct wire_msg m = {.h = {.type = WT_COMMIT, .id = ++d->next_id}};
-		return wire_send_msg(d->conn[1], &m, d->peer, err);
-	}
+	if (d->conn[1] >= 0)
+		return start_puller(d, err);
 	d->committed = true;
+	return 0;
+}
+
+static int watch_client(struct daemon *d, struct ferry_err *err)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 2};
+
+	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, d->client, &ev) < 0)
+		return ferry_fail_errno(err, "epoll");
 	return 0;
 }
 
@@ -725,8 +944,10 @@ static int connect_source(struct daemon *d, struct ferry_err *err)
 		}
 		if (r < 0)
 			break;
-		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 10 + i};
-		epoll_ctl(d->ep, EPOLL_CTL_ADD, d->conn[i], &ev);
+		if (i == 0) { /* the pull connection belongs to the pull thread */
+			struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 10};
+			epoll_ctl(d->ep, EPOLL_CTL_ADD, d->conn[i], &ev);
+		}
 	}
 	if (d->o->auth_key)
 		wire_key_wipe(&key);
@@ -808,16 +1029,43 @@ static int load_images(struct daemon *d, struct ferry_err *err)
 	return r;
 }
 
+static void kick_puller(struct daemon *d)
+{
+	uint64_t one = 1;
+
+	if (d->pulling && write(d->pull_kick, &one, sizeof(one)) < 0) {
+		/* already kicked */
+	}
+}
+
+/* The pull thread ended: its result becomes ours. */
+static int join_puller(struct daemon *d, struct ferry_err *err)
+{
+	uint64_t v;
+
+	if (read(d->pull_done, &v, sizeof(v)) < 0 && errno == EAGAIN)
+		return 0; /* not yet */
+	pthread_join(d->puller, NULL);
+	d->pulling = false;
+	if (d->pull_r < 0) {
+		*err = d->pull_err;
+		ferry_wrap(err, "lost the source before every page arrived");
+	}
+	return d->pull_r;
+}
+
 static int loop(struct daemon *d, struct ferry_err *err)
 {
 	struct epoll_event evs[32];
 	int r = 0;
 
 	while (r == 0) {
-		if (d->running && all_done(d) && !d->bulk_in_flight)
-			break;
-		r = prefetch(d, err);
-		if (r < 0)
+		lock_main(d);
+		bool finished = d->running && all_done(d) && !d->bulk_in_flight;
+		if (!finished && !d->pulling) /* no pull thread: the background is ours */
+			r = prefetch(d, err);
+		pthread_mutex_unlock(&d->mu);
+		if (r < 0 || (finished && !d->pulling))
 			break;
 		int wait_ms = 1000;
 		if (d->running && !prefetch_due(d)) {
@@ -829,33 +1077,32 @@ static int loop(struct daemon *d, struct ferry_err *err)
 		int n = epoll_wait(d->ep, evs, ARRAY_SIZE(evs), wait_ms);
 		if (n < 0 && errno != EINTR)
 			return ferry_fail_errno(err, "epoll_wait");
-		/* faults and urgent answers before anything else */
-		for (int pass = 0; pass < 2 && r == 0; pass++) {
-			for (int i = 0; i < n && r == 0; i++) {
-				uint64_t tag = evs[i].data.u64;
-				bool urgent = tag >= 100 || tag == 10;
-				if ((pass == 0) != urgent)
-					continue;
-				if (tag >= 100)
-					r = read_uffd(d, &d->p[tag - 100], err);
-				else if (tag == 10 || tag == 11) {
-					r = recv_answer(d, d->conn[tag - 10], err);
-					if (r < 0)
-						ferry_wrap(err, "lost the source before every page "
-								"arrived");
-				}
-				else if (tag == 1 && d->client < 0) {
-					d->client = accept4(d->ls, NULL, NULL, SOCK_CLOEXEC);
-					struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 2};
-					if (d->client >= 0)
-						epoll_ctl(d->ep, EPOLL_CTL_ADD, d->client, &ev);
-					if (d->client >= 0)
-						r = recv_handover(d, d->client, err);
-				} else if (tag == 2)
-					r = on_client(d, err);
+		for (int i = 0; i < n && r == 0; i++) {
+			uint64_t tag = evs[i].data.u64;
+			if (tag >= 100) {
+				lock_main(d);
+				r = read_uffd(d, &d->p[tag - 100], err);
+				pthread_mutex_unlock(&d->mu);
+				kick_puller(d);
+			} else if (tag == 10) {
+				r = recv_answer(d, d->conn[0], d->buf, err);
+				if (r < 0)
+					ferry_wrap(err, "lost the source before every page arrived");
+			} else if (tag == 3) {
+				r = join_puller(d, err);
+			} else if (tag == 1 && d->client < 0) {
+				d->client = accept4(d->ls, NULL, NULL, SOCK_CLOEXEC);
+				if (d->client >= 0)
+					r = watch_client(d, err);
+			} else if (tag == 2 && !d->handed) {
+				r = recv_handover(d, d->client, err);
+			} else if (tag == 2) {
+				r = on_client(d, err);
 			}
 		}
 	}
+	if (r < 0)
+		stop_puller(d);
 	return r;
 }
 
@@ -872,16 +1119,26 @@ int lazy_daemon(const struct lazy_daemon_opts *o, struct ferry_err *err)
 	d->window = WIN_MIN;
 	d->t_start = mono_ns();
 	signal(SIGPIPE, SIG_IGN);
+	d->pull_done = d->pull_kick = d->fault_cpu = -1;
+	pthread_mutex_init(&d->mu, NULL);
 	d->buf = malloc(WIRE_MAX_DATA_PAGES * PAGE_SIZE);
+	d->bbuf = malloc(WIRE_MAX_DATA_PAGES * PAGE_SIZE);
+	d->zeros = calloc(1, WIN_MAX);
 	d->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (!d->buf || d->ep < 0)
+	if (!d->buf || !d->bbuf || !d->zeros || d->ep < 0)
 		r = ferry_fail_errno(err, "lazy-pages daemon");
 	else
 		r = load_images(d, err);
+	if (r == 0)
+		r = start_guardian(d, err);
 	if (r == 0 && o->remote)
 		r = connect_source(d, err);
-	if (r == 0)
+	if (r == 0 && o->client_fd >= 0) {
+		d->client = o->client_fd; /* the restore that started us */
+		r = watch_client(d, err);
+	} else if (r == 0) {
 		r = listen_handover(d, err);
+	}
 	if (r == 0 && o->ready_fd >= 0) {
 		write_all(o->ready_fd, "K", 1);
 		close(o->ready_fd);
@@ -913,7 +1170,15 @@ int lazy_daemon(const struct lazy_daemon_opts *o, struct ferry_err *err)
 		protobuf_c_message_free_unpacked(&d->mm->base, NULL);
 	if (d->pr.layers)
 		page_read_close(&d->pr);
+	stop_puller(d);
+	if (d->pull_done >= 0)
+		close(d->pull_done);
+	if (d->pull_kick >= 0)
+		close(d->pull_kick);
+	pthread_mutex_destroy(&d->mu);
 	free(d->buf);
+	free(d->bbuf);
+	free(d->zeros);
 	free(d);
 	return r;
 }
@@ -943,7 +1208,8 @@ int lazy_client_handover(void *ctx, int uffd, pid_t pid, uint64_t sp_page, struc
 {
 	struct lazy_client *c = ctx;
 	char buf[64];
-	int n = snprintf(buf, sizeof(buf), "H %d %lx", pid, (unsigned long)sp_page);
+	int n = snprintf(buf, sizeof(buf), "H %d %lx %d", pid, (unsigned long)sp_page,
+			 sched_getcpu());
 	int e = send_fd(c->fd, buf, n, uffd);
 
 	if (e < 0)
@@ -963,5 +1229,51 @@ int lazy_client_running(struct lazy_client *c, pid_t pid, struct ferry_err *err)
 		return ferry_fail_errno(err, "tell the lazy-pages daemon the process runs");
 	close(c->fd);
 	c->fd = -1;
+	return 0;
+}
+
+int lazy_client_spawn(const struct lazy_daemon_opts *o, struct lazy_client *c,
+		      struct ferry_err *err)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return ferry_fail_errno(err, "socketpair");
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return ferry_fail_errno(err, "fork the lazy-pages daemon");
+	}
+	if (pid == 0) {
+		/* a grandchild: nobody has to reap it */
+		if (fork() != 0)
+			_exit(0);
+		close(sv[0]);
+		setsid();
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			if (log_to_file())
+				dup2(null, 2);
+			close(null);
+		}
+		struct lazy_daemon_opts lo = *o;
+		struct ferry_err e;
+		lo.client_fd = sv[1];
+		lo.ready_fd = -1;
+		ferry_err_clear(&e);
+		if (lazy_daemon(&lo, &e) < 0) {
+			pr_err("lazy-pages: %s", e.msg);
+			fprintf(stderr, "ferry lazy-pages: %s\n", e.msg);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	close(sv[1]);
+	waitpid(pid, NULL, 0);
+	c->fd = sv[0];
 	return 0;
 }

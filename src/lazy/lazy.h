@@ -60,6 +60,8 @@ struct lazy_daemon_opts {
 	int port;
 	const char *auth_key;
 	int ready_fd;         /* written once the socket listens (-1: none) */
+	int client_fd;        /* a socket to the restore, instead of listening on
+				 DIR/lazy-pages.sock (-1: listen) */
 	int prefetch_after_ms; /* background transfer starts this long after the process runs */
 };
 
@@ -70,6 +72,12 @@ struct lazy_client {
 	int fd;
 };
 int lazy_client_connect(const char *dir, struct lazy_client *c, struct ferry_err *err);
+/*
+ * restore --lazy-pages --page-server: start the daemon (o) as a child of its
+ * own, already connected to c; it runs on after the restore returns.
+ */
+int lazy_client_spawn(const struct lazy_daemon_opts *o, struct lazy_client *c,
+		      struct ferry_err *err);
 int lazy_client_handover(void *ctx, int uffd, pid_t pid, uint64_t sp_page, struct ferry_err *err);
 int lazy_client_running(struct lazy_client *c, pid_t pid, struct ferry_err *err);
 

@@ -2,18 +2,23 @@
  * The source of a lazy migration: answers GET requests of pull sessions
  * (docs/protocol.md) from a frozen process or from an image directory.
  *
- * Connections with the urgent role are served before bulk ones, and bulk
- * answers are capped, so that a fault waits for at most one bulk answer.
- * COMMIT makes the source unable to resume (PTRACE_O_EXITKILL) before it is
- * acknowledged; CLOSE(0) after COMMIT means every page has arrived.
+ * Each connection with the urgent role has a thread of its own that only
+ * answers OPEN and GET, so that a fault's request never waits behind a bulk
+ * answer; the main thread (the tracer of a frozen source, which alone may
+ * call ptrace) serves the pull connections, COMMIT and CLOSE. COMMIT makes
+ * the source unable to resume (PTRACE_O_EXITKILL) before it is acknowledged;
+ * CLOSE(0) after COMMIT means every page has arrived.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -45,9 +50,20 @@ struct server {
 		char peer[64];
 	} c[MAX_CONNS];
 	int n;
+	/* urgent connections, each served by its own thread */
+	struct uconn {
+		struct server *s;
+		int fd;
+		char peer[64];
+		pthread_t th;
+		atomic_bool dead;
+		uint8_t *buf;
+	} *u[MAX_CONNS];
+	int nu;
+	int wake; /* eventfd: an urgent thread ended */
 	bool committed, done, had_conn;
 	uint8_t *buf;
-	uint64_t pages_sent;
+	atomic_uint_fast64_t pages_sent;
 };
 
 static void drop(struct server *s, int i)
@@ -57,26 +73,26 @@ static void drop(struct server *s, int i)
 	s->c[i] = s->c[--s->n];
 }
 
-static int answer_get(struct server *s, struct conn *c, const struct wire_msg *m,
-		      struct ferry_err *err)
+static int answer_get(struct server *s, int fd, const char *peer, bool urgent, uint8_t *buf,
+		      const struct wire_msg *m, struct ferry_err *err)
 {
-	uint64_t cap = c->role == WROLE_URGENT ? WIRE_URGENT_PAGES : BULK_PAGES;
+	uint64_t cap = urgent ? WIRE_URGENT_PAGES : BULK_PAGES;
 	uint64_t nr = m->u.get.nr_pages < cap ? m->u.get.nr_pages : cap;
 	struct wire_msg a = {.h = {.type = WT_PAGES, .flags = WF_LAST, .id = m->h.id}};
 	uint8_t hdr[WIRE_HDR_SIZE + WIRE_MAX_CTRL];
 	int r;
 
 	if (m->u.get.pid != s->pid) {
-		wire_send_error(c->fd, m->h.id, WE_UNSUPPORTED, "no such process here");
-		return ferry_refuse(err, EINVAL, "%s asked for pid %u, serving %u", c->peer,
+		wire_send_error(fd, m->h.id, WE_UNSUPPORTED, "no such process here");
+		return ferry_refuse(err, EINVAL, "%s asked for pid %u, serving %u", peer,
 				    m->u.get.pid, s->pid);
 	}
-	r = s->read(s->ctx, m->u.get.vaddr, nr * PAGE_SIZE, s->buf, err);
+	r = s->read(s->ctx, m->u.get.vaddr, nr * PAGE_SIZE, buf, err);
 	if (r < 0) {
 		struct wire_msg nf = {.h = {.type = WT_NOT_FOUND, .id = m->h.id}};
 		nf.u.vaddr = m->u.get.vaddr;
 		pr_debug("lazy source: %s", err->msg);
-		return wire_send_msg(c->fd, &nf, c->peer, err);
+		return wire_send_msg(fd, &nf, peer, err);
 	}
 	a.u.pages.vaddr = m->u.get.vaddr;
 	a.u.pages.nr_pages = nr;
@@ -84,11 +100,114 @@ static int answer_get(struct server *s, struct conn *c, const struct wire_msg *m
 	int n = wire_encode(&a, hdr, sizeof(hdr), err);
 	if (n < 0)
 		return n;
-	struct iovec iov[2] = {{hdr, n}, {s->buf, nr * PAGE_SIZE}};
-	r = wire_sendv(c->fd, iov, 2, c->peer, err);
+	struct iovec iov[2] = {{hdr, n}, {buf, nr * PAGE_SIZE}};
+	r = wire_sendv(fd, iov, 2, peer, err);
 	if (r == 0)
 		s->pages_sent += nr;
 	return r;
+}
+
+/* The client says which dump it restores: it must be this one. */
+static int answer_open(struct server *s, int fd, const char *peer, const struct wire_msg *m,
+		       struct ferry_err *err)
+{
+	if (s->snapshot && strcmp(m->u.open.snapshot_id, s->snapshot)) {
+		wire_send_error(fd, m->h.id, WE_PARENT_MISMATCH, "this source serves another snapshot");
+		return ferry_refuse(err, EINVAL, "%s wants snapshot %s, this source serves %s", peer,
+				    m->u.open.snapshot_id, s->snapshot);
+	}
+	return wire_send_ok(fd, m->h.id, peer, err);
+}
+
+/*
+ * Serve a connection on the CPU where its requests arrive (on loopback, the
+ * daemon thread's that sends them): a wakeup across CPUs costs far more than
+ * one on the same CPU, and urgent and bulk work stay apart.
+ */
+static bool pin_to_incoming_cpu(int fd)
+{
+	int cpu;
+	socklen_t len = sizeof(cpu);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) == 0 && cpu >= 0)
+		pin_to_cpu(cpu);
+	return true;
+}
+
+/* An urgent connection: OPEN and GET only, each answered at once. */
+static void *urgent_main(void *arg)
+{
+	struct uconn *u = arg;
+	struct ferry_err err;
+	struct wire_msg m;
+	int r;
+
+	for (bool pinned = false;;) {
+		r = wire_recv_msg(u->fd, &m, -1, true, u->peer, &err);
+		if (r < 0)
+			break;
+		if (!pinned && m.h.type == WT_GET)
+			pinned = pin_to_incoming_cpu(u->fd);
+		if (m.h.type == WT_OPEN)
+			r = answer_open(u->s, u->fd, u->peer, &m, &err);
+		else if (m.h.type == WT_GET)
+			r = answer_get(u->s, u->fd, u->peer, true, u->buf, &m, &err);
+		else if (m.h.type == WT_CLOSE)
+			r = wire_send_ok(u->fd, m.h.id, u->peer, &err) < 0 ? -EPIPE : -ENODATA;
+		else {
+			wire_send_error(u->fd, m.h.id, WE_UNSUPPORTED, "not on an urgent connection");
+			r = ferry_refuse(&err, EPROTO, "%s sent %s on its urgent connection", u->peer,
+					 wire_type_name(m.h.type));
+		}
+		if (r < 0)
+			break;
+	}
+	if (r != -ENODATA)
+		pr_warn("lazy source: %s", err.msg);
+	atomic_store(&u->dead, true);
+	uint64_t one = 1;
+	if (write(u->s->wake, &one, sizeof(one)) < 0) {
+		/* the main thread polls with a timeout after COMMIT anyway */
+	}
+	return NULL;
+}
+
+static int start_urgent(struct server *s, int fd, const char *peer)
+{
+	struct uconn *u = calloc(1, sizeof(*u));
+
+	if (!u || !(u->buf = malloc(WIRE_URGENT_PAGES * PAGE_SIZE))) {
+		free(u);
+		return -ENOMEM;
+	}
+	u->s = s;
+	u->fd = fd;
+	snprintf(u->peer, sizeof(u->peer), "%s", peer);
+	if (pthread_create(&u->th, NULL, urgent_main, u) != 0) {
+		free(u->buf);
+		free(u);
+		return -EAGAIN;
+	}
+	s->u[s->nu++] = u;
+	return 0;
+}
+
+/* Join the urgent threads that ended (all of them with all). */
+static void reap_urgent(struct server *s, bool all)
+{
+	for (int i = s->nu - 1; i >= 0; i--) {
+		struct uconn *u = s->u[i];
+		if (!all && !atomic_load(&u->dead))
+			continue;
+		if (all)
+			shutdown(u->fd, SHUT_RDWR);
+		pthread_join(u->th, NULL);
+		pr_info("lazy source: %s disconnected", u->peer);
+		close(u->fd);
+		free(u->buf);
+		free(u);
+		s->u[i] = s->u[--s->nu];
+	}
 }
 
 static int handle(struct server *s, int i, struct ferry_err *err)
@@ -100,18 +219,10 @@ static int handle(struct server *s, int i, struct ferry_err *err)
 	if (r < 0)
 		return r;
 	switch (m.h.type) {
-	case WT_OPEN: {
-		/* the client says which dump it restores: it must be this one */
-		if (s->snapshot && strcmp(m.u.open.snapshot_id, s->snapshot)) {
-			wire_send_error(c->fd, m.h.id, WE_PARENT_MISMATCH,
-					"this source serves another snapshot");
-			return ferry_refuse(err, EINVAL, "%s wants snapshot %s, this source serves %s",
-					    c->peer, m.u.open.snapshot_id, s->snapshot);
-		}
-		return wire_send_ok(c->fd, m.h.id, c->peer, err);
-	}
+	case WT_OPEN:
+		return answer_open(s, c->fd, c->peer, &m, err);
 	case WT_GET:
-		return answer_get(s, c, &m, err);
+		return answer_get(s, c->fd, c->peer, false, s->buf, &m, err);
 	case WT_COMMIT: {
 		r = s->commit ? s->commit(s->ctx, err) : 0;
 		if (r < 0) {
@@ -144,7 +255,7 @@ static void accept_one(struct server *s)
 
 	if (fd < 0)
 		return;
-	if (s->n == MAX_CONNS) {
+	if (s->n + s->nu >= MAX_CONNS) {
 		wire_send_error(fd, 0, WE_BUSY, "too many connections");
 		close(fd);
 		return;
@@ -163,11 +274,18 @@ static void accept_one(struct server *s)
 		close(fd);
 		return;
 	}
+	pr_info("lazy source: %s connected (%s)", c->peer, role == WROLE_URGENT ? "urgent" : "pull");
+	s->had_conn = true;
+	if (role == WROLE_URGENT) {
+		if (start_urgent(s, fd, c->peer) < 0) {
+			pr_err("lazy source: %s: no thread for its urgent connection", c->peer);
+			close(fd);
+		}
+		return;
+	}
 	c->fd = fd;
 	c->role = role;
 	s->n++;
-	s->had_conn = true;
-	pr_info("lazy source: %s connected (%s)", c->peer, role == WROLE_URGENT ? "urgent" : "pull");
 }
 
 static int serve(struct server *s, const struct lazy_src_opts *o, struct ferry_err *err)
@@ -189,8 +307,12 @@ static int serve(struct server *s, const struct lazy_src_opts *o, struct ferry_e
 			return r;
 	}
 	s->buf = malloc(BULK_PAGES * PAGE_SIZE);
-	if (!s->buf) {
+	s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!s->buf || s->wake < 0) {
 		close(s->ls);
+		free(s->buf);
+		if (s->wake >= 0)
+			close(s->wake);
 		return ferry_fail(err, ENOMEM, "lazy source buffer");
 	}
 	if (o->ready_fd >= 0) {
@@ -200,14 +322,16 @@ static int serve(struct server *s, const struct lazy_src_opts *o, struct ferry_e
 	pr_info("lazy source: serving pid %u on port %d", s->pid, o->port);
 	r = 0;
 	while (!s->done) {
-		struct pollfd p[MAX_CONNS + 1];
-		if (s->n == 0 && !s->committed && s->had_conn)
+		struct pollfd p[MAX_CONNS + 2];
+		reap_urgent(s, false);
+		if (s->n + s->nu == 0 && !s->committed && s->had_conn)
 			break; /* the destination left before it committed: give the process back */
 		int np = 0;
 		for (int i = 0; i < s->n; i++)
 			p[np++] = (struct pollfd){s->c[i].fd, POLLIN, 0};
+		p[np++] = (struct pollfd){s->wake, POLLIN, 0};
 		p[np++] = (struct pollfd){s->ls, POLLIN, 0};
-		if (s->n == 0 && s->committed) {
+		if (s->n + s->nu == 0 && s->committed) {
 			if (!alone_since)
 				alone_since = mono_ns();
 			if (mono_ns() - alone_since > RECONNECT_MS * 1000000ULL) {
@@ -241,16 +365,24 @@ static int serve(struct server *s, const struct lazy_src_opts *o, struct ferry_e
 				}
 			}
 		}
+		if (p[np - 2].revents & POLLIN) {
+			uint64_t v;
+			if (read(s->wake, &v, sizeof(v)) < 0) {
+				/* nothing to clear */
+			}
+		}
 		if (p[np - 1].revents & POLLIN)
 			accept_one(s);
 next:;
 	}
 	for (int i = s->n - 1; i >= 0; i--)
 		drop(s, i);
+	reap_urgent(s, true);
+	close(s->wake);
 	close(s->ls);
 	free(s->buf);
 	wire_key_wipe(&s->key);
-	pr_info("lazy source: %lu pages served, %s", (unsigned long)s->pages_sent,
+	pr_info("lazy source: %lu pages served, %s", (unsigned long)atomic_load(&s->pages_sent),
 		s->done ? "the destination has them all" : "stopped");
 	return r;
 }

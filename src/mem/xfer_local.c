@@ -165,7 +165,7 @@ static int local_commit(struct page_xfer *px, struct ferry_err *err)
 		return img_write(x->dirfd, name, IMG_PAGEMAP, &pm.base, err);
 	}
 	r = img_pages_write_hdr(x->pages_fd, pm.pages_size, err);
-	if (r == 0 && fsync(x->pages_fd) < 0)
+	if (r == 0 && img_is_durable() && fsync(x->pages_fd) < 0)
 		r = ferry_fail_errno(err, "sync pages-%d.img", x->pid);
 	if (r < 0)
 		return r;
