@@ -211,24 +211,29 @@ static int check_files(struct restore_ctx *r, struct ferry_err *err)
 	return 0;
 }
 
+/* task flag PF_EXITING, as /proc/PID/stat shows it (field 9) */
+#define PF_EXITING_FLAG 0x4
+
 static int check_pid(struct restore_ctx *r, struct ferry_err *err)
 {
 	char path[64], *comm = NULL;
 
 	if (r->ferry_run)
 		return 0;
-	/* a just-dumped process may still be a zombie until its parent reaps it */
+	/* a just-dumped process may still be exiting (the dump does not wait while
+	 * the kernel frees its memory), then a zombie until its parent reaps it */
 	uint64_t t0 = mono_ns();
 	for (int i = 0; i < 300; i++) {
 		struct proc_stat st;
 		struct ferry_err e2;
-		if (proc_parse_stat(r->pe->pid, &st, &e2) < 0 || st.state != 'Z')
+		if (proc_parse_stat(r->pe->pid, &st, &e2) < 0 ||
+		    (st.state != 'Z' && st.state != 'X' && !(st.flags & PF_EXITING_FLAG)))
 			break;
-		usleep(10000);
+		usleep(i < 20 ? 1000 : 10000);
 	}
 	r->zombie_wait_ns = mono_ns() - t0;
 	if (r->zombie_wait_ns > 20000000ULL)
-		pr_info("waited %.0f ms for the zombie of pid %u to be reaped",
+		pr_info("waited %.0f ms for the old pid %u to exit and be reaped",
 			r->zombie_wait_ns / 1e6, r->pe->pid);
 	snprintf(path, sizeof(path), "/proc/%u/comm", r->pe->pid);
 	if (access(path, F_OK) == 0 || kill(r->pe->pid, 0) == 0 || errno != ESRCH) {
