@@ -64,8 +64,9 @@ one_lazy()
 		-o "$d/dump.log" </dev/null >/dev/null 2>"$d/dump.err" &
 	dump=$!
 	track "$dump"
-	"$WL/waitfor" "$d/dump.log" 'serving its lazy pages|error: ' 60 >/dev/null &&
-		grep -q 'serving its lazy pages' "$d/dump.log" ||
+	# the restore follows at once (the downtime runs): whether the dump served
+	# or failed is looked at after it
+	"$WL/waitfor" "$d/dump.log" 'serving its lazy pages|error: ' 60 >/dev/null ||
 		{ log "ferry dump -t $pid -D $d/img --lazy-pages --port $port: $(tail -n 2 "$d/dump.err")"; return 1; }
 	local rargs=(--page-server --address 127.0.0.1 --port "$port") dlog=$d/restore.log
 	if [ "${LAZY_TWO_COMMANDS:-0}" = 1 ]; then
@@ -75,8 +76,11 @@ one_lazy()
 		rargs=() dlog=$d/lazy.log
 	fi
 	"$FERRY" restore -D "$d/img" --lazy-pages "${rargs[@]}" -d --pidfile "$d/restore.pid" -v4 \
-		-o "$d/restore.log" </dev/null >/dev/null 2>"$d/restore.err" ||
-		{ log "ferry restore -D $d/img --lazy-pages failed: $(tail -n 2 "$d/restore.err")"; return 1; }
+		-o "$d/restore.log" </dev/null >/dev/null 2>"$d/restore.err"
+	rc=$?
+	grep -q 'serving its lazy pages' "$d/dump.log" ||
+		{ log "ferry dump -t $pid -D $d/img --lazy-pages --port $port: $(tail -n 2 "$d/dump.err")"; return 1; }
+	[ "$rc" = 0 ] || { log "ferry restore -D $d/img --lazy-pages failed: $(tail -n 2 "$d/restore.err")"; return 1; }
 	r=$(cat "$d/restore.pid")
 	track "$r"
 	if [ "${LAZY_TWO_COMMANDS:-0}" = 1 ]; then

@@ -715,18 +715,18 @@ static int start_guardian(struct daemon *d, struct ferry_err *err)
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return ferry_fail_errno(err, "socketpair");
+	/* the daemon's only child: reaped by the kernel when it ends (SIG_IGN) */
+	signal(SIGCHLD, SIG_IGN);
 	pid_t g = fork();
 	if (g < 0)
 		return ferry_fail_errno(err, "fork the guardian");
 	if (g == 0) {
 		/* it keeps nothing of the daemon's but its log and this socket */
 		int keep[] = {0, 1, 2, sv[1], log_fileno()};
+		signal(SIGCHLD, SIG_DFL);
 		close_fds_except(keep, ARRAY_SIZE(keep));
-		if (fork() > 0)
-			_exit(0);
 		guardian(sv[1]);
 	}
-	waitpid(g, NULL, 0);
 	close(sv[1]);
 	d->guard = sv[0];
 	return 0;
@@ -1247,9 +1247,7 @@ int lazy_client_spawn(const struct lazy_daemon_opts *o, struct lazy_client *c,
 		return ferry_fail_errno(err, "fork the lazy-pages daemon");
 	}
 	if (pid == 0) {
-		/* a grandchild: nobody has to reap it */
-		if (fork() != 0)
-			_exit(0);
+		/* the restore's child: it outlives the restore, which never waits for it */
 		close(sv[0]);
 		setsid();
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -1273,7 +1271,6 @@ int lazy_client_spawn(const struct lazy_daemon_opts *o, struct lazy_client *c,
 		_exit(0);
 	}
 	close(sv[1]);
-	waitpid(pid, NULL, 0);
 	c->fd = sv[0];
 	return 0;
 }
