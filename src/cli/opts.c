@@ -221,15 +221,7 @@ int cli_daemonize(const char *cmd, const char *pidfile, int *ready_fd)
 		return 1;
 	}
 	close(ready[0]);
-	setsid();
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
-		dup2(null, 0);
-		dup2(null, 1);
-		if (log_to_file())
-			dup2(null, 2);
-		close(null);
-	}
+	detach_from_terminal(!log_to_file());
 	*ready_fd = ready[1];
 	return 0;
 }

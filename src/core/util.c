@@ -289,3 +289,17 @@ ssize_t recv_fd(int sock, void *buf, size_t len, int *fd)
 		memcpy(fd, CMSG_DATA(c), sizeof(int));
 	return n;
 }
+
+void detach_from_terminal(bool keep_stderr)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	setsid();
+	if (null < 0)
+		return;
+	dup2(null, 0);
+	dup2(null, 1);
+	if (!keep_stderr)
+		dup2(null, 2);
+	close(null);
+}

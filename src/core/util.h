@@ -4,6 +4,7 @@
 #ifndef FERRY_CORE_UTIL_H
 #define FERRY_CORE_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,6 +80,11 @@ int parse_int(const char *s, long min, long max, long *out);
 /* Close every fd but the n in keep (any order; -1 entries ignored), with
  * close_range over the gaps. Returns 0 or -errno. */
 int close_fds_except(const int *keep, int n);
+/*
+ * A daemon's start: a session of its own, stdin and stdout on /dev/null, and
+ * stderr too unless it is the only place errors go (keep_stderr).
+ */
+void detach_from_terminal(bool keep_stderr);
 
 /* One message of len bytes with an fd attached over a unix socket (SCM_RIGHTS).
  * recv_fd returns the bytes received (0: the peer closed), *fd = -1 if none came. */

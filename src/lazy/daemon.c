@@ -1249,15 +1249,7 @@ int lazy_client_spawn(const struct lazy_daemon_opts *o, struct lazy_client *c,
 	if (pid == 0) {
 		/* the restore's child: it outlives the restore, which never waits for it */
 		close(sv[0]);
-		setsid();
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			if (log_to_file())
-				dup2(null, 2);
-			close(null);
-		}
+		detach_from_terminal(!log_to_file());
 		struct lazy_daemon_opts lo = *o;
 		struct ferry_err e;
 		lo.client_fd = sv[1];
