@@ -58,6 +58,8 @@
 #define BULK_IN_FLIGHT 4
 #define INSTALL_CHUNK (32UL << 10)
 #define LOCK_SPIN_NS 300000
+#define FAULT_QUIET_NS 200000
+#define FAULT_PAUSE_MAX_NS 1000000
 
 struct seg {
 	uint64_t start, end;
@@ -101,6 +103,7 @@ struct daemon {
 	uint8_t *zeros; /* WIN_MAX zero bytes */
 	pthread_mutex_t mu;
 	atomic_int main_waits; /* the main thread wants mu: the pull thread lets it go first */
+	_Atomic uint64_t last_fault_ns; /* when the main thread last met a fault */
 	cpu_set_t cpus;        /* where the daemon may run */
 	int fault_cpu;         /* the main thread's CPU, -1 if not pinned */
 	pthread_t puller;
@@ -362,6 +365,15 @@ static void lock_main(struct daemon *d)
 
 static void lock_pull(struct daemon *d)
 {
+	/* faults come in bursts: while one was seen in the last FAULT_QUIET_NS,
+	 * the background steps aside (for FAULT_PAUSE_MAX_NS at most, so that it
+	 * still moves during a long burst) */
+	uint64_t now = mono_ns(), until = now + FAULT_PAUSE_MAX_NS;
+	while (now < until && now - atomic_load(&d->last_fault_ns) < FAULT_QUIET_NS) {
+		struct timespec ts = {0, FAULT_QUIET_NS / 4};
+		nanosleep(&ts, NULL);
+		now = mono_ns();
+	}
 	while (atomic_load(&d->main_waits))
 		sched_yield();
 	pthread_mutex_lock(&d->mu);
@@ -479,6 +491,7 @@ static int on_fault(struct daemon *d, struct lproc *p, uint64_t addr, struct fer
 
 	d->faults++;
 	p->last_fault = page;
+	atomic_store(&d->last_fault_ns, mono_ns());
 	/* the background moves next to the fault, with a smaller window: halved,
 	 * not reset, as faults come often and small requests would slow it */
 	if (d->window > WIN_MIN)
