@@ -581,6 +581,8 @@ static int read_uffd(struct daemon *d, struct lproc *p, struct ferry_err *err)
 			if (r < 0)
 				return r;
 		}
+		if ((size_t)n < sizeof(msgs))
+			return 0; /* drained: epoll says when more come (saves a read per fault) */
 	}
 }
 

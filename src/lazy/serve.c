@@ -143,6 +143,12 @@ static void *urgent_main(void *arg)
 	int r;
 
 	for (bool pinned = false;;) {
+		/* wait first: the receive then finds the request there */
+		struct pollfd pfd = {u->fd, POLLIN, 0};
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			r = ferry_fail_errno(&err, "wait for %s", u->peer);
+			break;
+		}
 		r = wire_recv_msg(u->fd, &m, -1, true, u->peer, &err);
 		if (r < 0)
 			break;
