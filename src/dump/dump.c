@@ -443,7 +443,10 @@ static int collect_task(struct dump_ctx *d, bool on_stack, struct ferry_err *err
 	return r;
 }
 
-/* Join the smaps reader; its VMAs, with flags, replace the plain maps. */
+/*
+ * Join the smaps reader; its VMAs, with flags, replace the plain maps. If the
+ * scratch area had to be mapped while it read, it may show: read again.
+ */
 static int take_smaps(struct dump_ctx *d, pthread_t th, struct smaps_job *j,
 		      struct ferry_err *err)
 {
@@ -452,9 +455,18 @@ static int take_smaps(struct dump_ctx *d, pthread_t th, struct smaps_job *j,
 		*err = j->err;
 		return j->r;
 	}
-	if (!same_layout(j->vmas, j->n, d->vmas, d->nvmas))
-		return ferry_refuse(err, EAGAIN, "pid %d: its mappings changed while it was frozen",
-				    d->pid);
+	if (!same_layout(j->vmas, j->n, d->vmas, d->nvmas)) {
+		proc_free_maps(j->vmas, j->n);
+		j->vmas = NULL;
+		j->n = 0;
+		pr_debug("pid %d: reading smaps again after the scratch mapping", d->pid);
+		int r = proc_parse_maps(d->pid, true, &j->vmas, &j->n, err);
+		if (r < 0)
+			return r;
+		if (!same_layout(j->vmas, j->n, d->vmas, d->nvmas))
+			return ferry_refuse(err, EAGAIN,
+					    "pid %d: its mappings changed while it was frozen", d->pid);
+	}
 	proc_free_maps(d->vmas, d->nvmas);
 	d->vmas = j->vmas;
 	d->nvmas = j->n;
@@ -471,6 +483,9 @@ static int collect(struct dump_ctx *d, struct ferry_err *err)
 	pthread_t th;
 	int r;
 
+	/* the page walk first: it is the longest part of the freeze */
+	if (overlap && pthread_create(&th, NULL, read_smaps, &job) != 0)
+		overlap = false;
 	/* what preflight saw may have changed before the freeze: look again */
 	r = proc_parse_status(d->pid, &d->st, err);
 	if (r == 0)
@@ -478,21 +493,11 @@ static int collect(struct dump_ctx *d, struct ferry_err *err)
 	if (r == 0)
 		r = proc_parse_stat(d->pid, &d->stat, err);
 	if (r == 0)
-		r = proc_parse_maps(d->pid, !full, &d->vmas, &d->nvmas, err);
+		r = proc_parse_maps(d->pid, !overlap, &d->vmas, &d->nvmas, err);
 	if (r == 0)
 		r = find_syscall_ip(d, err);
-	if (r < 0)
-		return r;
-	if (overlap && scratch_on_stack(d, &e2) < 0)
-		overlap = false;
-	if (overlap && pthread_create(&th, NULL, read_smaps, &job) != 0)
-		overlap = false;
-	if (full && !overlap) { /* one after the other */
-		proc_free_maps(d->vmas, d->nvmas);
-		r = proc_parse_maps(d->pid, true, &d->vmas, &d->nvmas, err);
-	}
 	if (r == 0 && full)
-		r = collect_task(d, overlap, err);
+		r = collect_task(d, overlap && scratch_on_stack(d, &e2) == 0, err);
 	if (overlap) {
 		int r2 = take_smaps(d, th, &job, r < 0 ? &e2 : err);
 		if (r == 0)
