@@ -119,14 +119,15 @@ int cmd_page_server(int argc, char **argv)
 		if (pid < 0) {
 			ferry_fail_errno(&err, "fork");
 			cli_error("page-server", &err);
+			ps_close(ps);
 			return 1;
 		}
 		if (pid > 0) { /* the parent returns once the child's socket listens: it already does */
-			if (o.pidfile && cli_write_pidfile("page-server", o.pidfile, pid) < 0) {
+			r = o.pidfile ? cli_write_pidfile("page-server", o.pidfile, pid) : 0;
+			if (r < 0)
 				kill(pid, SIGKILL);
-				return 1;
-			}
-			return 0;
+			ps_close(ps); /* the parent's copies: the child serves with its own */
+			return r < 0 ? 1 : 0;
 		}
 		setsid();
 		daemon_stdio();

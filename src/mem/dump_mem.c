@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include <xxhash.h>
 
+#include "core/hash.h"
 #include "core/image.h"
 #include "core/log.h"
 #include "core/util.h"

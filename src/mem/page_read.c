@@ -7,8 +7,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include <xxhash.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/util.h"
 

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <xxhash.h>
 
+#include "core/hash.h"
 #include "core/image.h"
 #include "core/log.h"
 #include "core/util.h"

@@ -11,9 +11,19 @@
  *
  * Non-present runs at the head go out as soon as every earlier present
  * run's data has gone out. Control messages collect in a small buffer and
- * leave together with the next data, as one gathering sendmsg per
- * write_data call (header, data, header, data, ...), straight from the
- * caller's buffer.
+ * leave together with the next data, as gathering sendmsgs (header, data,
+ * header, data, ...) straight from the caller's buffer.
+ *
+ * With a server that agreed on DATA_HASH, the data is cut into chunks of at
+ * most XR_CHUNK bytes, each ending at the end of a message: the XXH3-64 of
+ * a chunk is computed as its pieces are queued, and DATA_HASH follows its
+ * last message, so the server stores the pages without reading them again.
+ * A chunk leaves in its own sendmsg right after it is hashed, while it is
+ * still in this CPU's cache. A caller that hashed its buffer already
+ * (write_hashed) saves that work when the buffer is exactly the data of
+ * whole messages, at most 4 MiB: the buffer is one chunk, with its hash.
+ *
+ *   stream:  [ADD_PAGES x256][data][DATA_HASH 1 MiB][ADD_ZERO][ADD_PAGES x16][data] ...
  */
 #include "mem/xfer_remote.h"
 
@@ -25,6 +35,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/hash.h"
 #include "core/image.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -34,6 +45,7 @@
 #define CTL_SIZE (64 * 1024)
 #define MAX_IOV 1024
 #define COMMIT_TIMEOUT_MS (10 * 60 * 1000)
+#define XR_CHUNK (1UL << 20) /* data bytes per DATA_HASH; a multiple of the page size */
 
 struct qrun {
 	uint64_t vaddr, nr;
@@ -54,6 +66,9 @@ struct xfer_remote {
 	int niov;
 	uint64_t pages_sent, runs_sent;
 	uint32_t next_id;
+	bool hashed;         /* the server takes DATA_HASH */
+	XXH3_state_t *hs;    /* of the data queued since the last DATA_HASH */
+	uint64_t unhashed;   /* bytes of that data */
 };
 
 /* If the server said something (an ERROR) while we were streaming, that is the real story. */
@@ -110,6 +125,24 @@ static int put_ctl(struct xfer_remote *x, struct wire_msg *m, struct ferry_err *
 		return ferry_wrap(err, "%s", x->what);
 	x->ctl_len += r;
 	return 0;
+}
+
+/* The chunk so far is complete: its DATA_HASH (given, or ours) goes after its data. */
+static int put_hash(struct xfer_remote *x, const uint64_t *given, struct ferry_err *err)
+{
+	struct wire_msg m = {.h = {.type = WT_DATA_HASH}};
+
+	if (!x->unhashed)
+		return 0;
+	m.u.hash.len = x->unhashed;
+	if (given) {
+		m.u.hash.xxh3 = *given;
+	} else {
+		m.u.hash.xxh3 = XXH3_64bits_digest(x->hs);
+		XXH3_64bits_reset(x->hs);
+	}
+	x->unhashed = 0;
+	return put_ctl(x, &m, err);
 }
 
 static int run_type(uint32_t flags)
@@ -175,13 +208,14 @@ static int remote_add_run(struct page_xfer *px, uint64_t vaddr, uint64_t nr, uin
 	r = wire_check_range(vaddr, nr, WIRE_MAX_RUN_PAGES, err);
 	if (r < 0)
 		return ferry_wrap(err, "%s", x->what);
-	/* present runs go out in pieces the server accepts in one message */
-	while (flags == FERRY_PR_PRESENT && nr > WIRE_MAX_DATA_PAGES) {
-		r = push_run(x, vaddr, WIRE_MAX_DATA_PAGES, flags, err);
+	/* present runs go out in pieces the server accepts in one message (and one chunk) */
+	uint64_t max = x->hashed ? XR_CHUNK / PAGE_SIZE : WIRE_MAX_DATA_PAGES;
+	while (flags == FERRY_PR_PRESENT && nr > max) {
+		r = push_run(x, vaddr, max, flags, err);
 		if (r < 0)
 			return r;
-		vaddr += (uint64_t)WIRE_MAX_DATA_PAGES * PAGE_SIZE;
-		nr -= WIRE_MAX_DATA_PAGES;
+		vaddr += max * PAGE_SIZE;
+		nr -= max;
 	}
 	r = push_run(x, vaddr, nr, flags, err);
 	if (r < 0)
@@ -189,10 +223,12 @@ static int remote_add_run(struct page_xfer *px, uint64_t vaddr, uint64_t nr, uin
 	return drain_runs(x, err);
 }
 
-static int remote_write(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
+/* Queue and send len bytes of data; given: the XXH3-64 of all of it, which is one chunk. */
+static int send_data(struct xfer_remote *x, const void *buf, size_t len, const uint64_t *given,
+		     struct ferry_err *err)
 {
-	struct xfer_remote *x = (struct xfer_remote *)px;
 	const uint8_t *p = buf;
+	bool own = x->hashed && !given; /* we cut the chunks and hash them */
 	int r;
 
 	while (len) {
@@ -205,6 +241,9 @@ static int remote_write(struct page_xfer *px, const void *buf, size_t len, struc
 						  x->what, len);
 			struct qrun *q = &x->q[x->head++];
 			struct wire_msg m = {.h = {.type = WT_ADD_PAGES}};
+			if (own && x->unhashed + q->nr * PAGE_SIZE > XR_CHUNK &&
+			    (r = put_hash(x, NULL, err)) < 0)
+				return r;
 			m.u.run.vaddr = q->vaddr;
 			m.u.run.nr_pages = q->nr;
 			r = put_ctl(x, &m, err);
@@ -229,12 +268,48 @@ static int remote_write(struct page_xfer *px, const void *buf, size_t len, struc
 		x->cur_left -= take;
 		p += take;
 		len -= take;
+		x->unhashed += x->hashed ? take : 0;
+		if (!own)
+			continue;
+		XXH3_64bits_update(x->hs, p - take, take);
+		if (x->cur_left == 0 && x->unhashed == XR_CHUNK &&
+		    ((r = put_hash(x, NULL, err)) < 0 || (r = flush(x, err)) < 0))
+			return r;
 	}
+	/* a chunk ends with the caller's data when a message does */
+	if (x->hashed && x->cur_left == 0 && (r = put_hash(x, given, err)) < 0)
+		return r;
 	/* the data pointers are the caller's: they go out before we return */
 	r = flush(x, err);
 	if (r < 0)
 		return r;
 	return drain_runs(x, err);
+}
+
+static int remote_write(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
+{
+	return send_data((struct xfer_remote *)px, buf, len, NULL, err);
+}
+
+/* The caller's hash is a chunk's when its data starts one and ends the last of whole messages. */
+static bool one_chunk(const struct xfer_remote *x, size_t len)
+{
+	uint64_t sum = 0;
+
+	if (!x->hashed || x->unhashed || x->cur_left || len > WIRE_MAX_HASHED)
+		return false;
+	for (size_t i = x->head; i < x->n && sum < len; i++)
+		if (x->q[i].flags == FERRY_PR_PRESENT)
+			sum += x->q[i].nr * PAGE_SIZE;
+	return sum == len;
+}
+
+static int remote_write_hashed(struct page_xfer *px, const void *buf, size_t len, uint64_t xxh3,
+			       struct ferry_err *err)
+{
+	struct xfer_remote *x = (struct xfer_remote *)px;
+
+	return send_data(x, buf, len, one_chunk(x, len) ? &xxh3 : NULL, err);
 }
 
 /* Wait for the answer to request id: OK, or the server's ERROR. */
@@ -266,6 +341,9 @@ static int remote_commit(struct page_xfer *px, struct ferry_err *err)
 		return r;
 	if (x->cur_left || x->head < x->n)
 		return ferry_fail(err, EINVAL, "%s: the last page runs miss their data", x->what);
+	r = put_hash(x, NULL, err);
+	if (r < 0)
+		return r;
 	m.u.commit.pages = x->pages_sent;
 	m.u.commit.runs = x->runs_sent;
 	r = put_ctl(x, &m, err);
@@ -297,6 +375,7 @@ static void remote_destroy(struct page_xfer *px)
 	/* without a commit, closing the connection makes the server drop the session */
 	if (x->fd >= 0)
 		close(x->fd);
+	XXH3_freeState(x->hs);
 	free(x->q);
 	free(x);
 }
@@ -304,6 +383,7 @@ static void remote_destroy(struct page_xfer *px)
 static const struct page_xfer_ops remote_ops = {
 	.add_run = remote_add_run,
 	.write_data = remote_write,
+	.write_hashed = remote_write_hashed,
 	.commit = remote_commit,
 	.destroy = remote_destroy,
 };
@@ -375,10 +455,17 @@ static int remote_connect(const char *addr, int port, const struct xfer_session 
 	if (r < 0)
 		ferry_wrap(err, "page server");
 	else
-		r = wire_client_hello(x->fd, x->peer, WROLE_PUSH, 0, key, &agreed, err);
+		r = wire_client_hello(x->fd, x->peer, WROLE_PUSH, WFEAT_DATA_HASH, key, &agreed,
+				      err);
 	if (key) {
 		wire_key_wipe(key);
 		free(key);
+	}
+	if (r == 0 && (agreed & WFEAT_DATA_HASH)) {
+		x->hs = XXH3_createState();
+		if (!x->hs || XXH3_64bits_reset(x->hs) != XXH_OK)
+			return ferry_fail(err, ENOMEM, "page server: data hash");
+		x->hashed = x->x.takes_hash = true;
 	}
 	return r;
 }

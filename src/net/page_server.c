@@ -13,18 +13,20 @@
  * peer) ends in conn_fail(): one log line, an ERROR to the peer when it can
  * still hear it, the work directory removed, the connection closed.
  *
- * Receiving and writing overlap (writing into tmpfs costs more than
- * receiving: every page is allocated): the connection's thread receives runs
- * and data into a ring of PS_SLOTS slots and hashes each slot's data while
- * it is in cache; a writer thread of the connection's own (started at its
- * first OPEN) hands each queued slot to the sink, runs first, then the data
- * as one chunk. All calls into a session's sink happen on the writer, except
- * open, commit and destroy, which the connection's thread makes only while
- * the ring is empty. A connection holds at most PS_SLOTS * PS_DATA_CHUNK
- * bytes of data.
+ * Page data: runs go to the sink as they arrive (a sink takes runs ahead of
+ * their data); the data of ADD_PAGES is received into the connection's
+ * buffer and written into the pages file as checksummed chunks. A client
+ * that agreed on DATA_HASH in its hello cuts the chunks itself: after at
+ * most PS_BUF_SIZE bytes it sends their XXH3-64, and the buffer goes to the
+ * sink as one chunk carrying that hash, unread here (restore checks every
+ * chunk against the data). Without it, the server cuts chunks of PS_CHUNK
+ * bytes and hashes them itself. The buffer is written by the connection's
+ * own thread: a writer thread of its own measured slower on 2 vCPUs, the
+ * data crossing CPUs between receiving and writing costing more than the
+ * overlap gained.
  *
- *   ring:  [writing][queued][filling][free]
- *           ^ head: the writer's      ^ fill == (head + n) % PS_SLOTS: the receiver's
+ *   buf:  [data of ADD_PAGES 0x1000 x256][data of ADD_PAGES 0x200000 x16][free ...]
+ *         ^ len bytes not yet in the sink: one chunk at DATA_HASH (or at PS_CHUNK)
  */
 #include "net/page_server.h"
 
@@ -41,8 +43,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
+#include "core/hash.h"
 #include "core/image.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -51,9 +53,8 @@
 #include "net/wire.h"
 
 #define PS_MAX_CONNS 256
-#define PS_DATA_CHUNK (1UL << 20)
-#define PS_SLOTS 4
-#define PS_SLOT_RUNS 256
+#define PS_CHUNK (1UL << 20)      /* a chunk the server hashes itself */
+#define PS_BUF_SIZE WIRE_MAX_HASHED /* the largest chunk a client hashes */
 #define PS_DRAIN_MS 3000
 #define PS_WORK_PREFIX ".ferry-ps-"
 
@@ -71,36 +72,6 @@ struct session {
 	uint64_t t_open;
 };
 
-struct slot_run {
-	uint64_t vaddr, nr;
-	uint32_t flags;
-};
-
-/* One step of the writer: add these runs, then write this data. */
-struct slot {
-	struct slot_run runs[PS_SLOT_RUNS];
-	size_t nruns;
-	uint8_t *buf;        /* PS_DATA_CHUNK bytes */
-	size_t len;
-	uint64_t xxh3;       /* of buf[0..len), when the sink takes_hash */
-};
-
-/* The ring between a connection's thread and its writer (all under mu). */
-struct ring {
-	pthread_t thread;
-	bool started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct slot slot[PS_SLOTS];
-	unsigned head, n;    /* slot[head] is the writer's; n slots are queued, its own included */
-	unsigned fill;       /* the receiver's slot: only the connection's thread moves it */
-	bool discard;        /* the session is dropped: skip what is queued */
-	bool quit;
-	int werr;            /* the writer's first failure in this session */
-	struct ferry_err wmsg;
-	struct page_xfer *x; /* the session's sink, set before the first slot is queued */
-};
-
 struct conn {
 	struct page_server *ps;
 	int fd;
@@ -108,7 +79,9 @@ struct conn {
 	char peer[128];
 	struct session s;
 	uint32_t ecode;      /* ERROR code for the failure being reported */
-	struct ring ring;
+	bool hashed;         /* the client sends DATA_HASH (agreed in the hello) */
+	uint8_t *buf;        /* PS_BUF_SIZE bytes, from the first OPEN on */
+	size_t len;          /* bytes of data in buf, not yet in the sink */
 	struct conn *next;
 };
 
@@ -165,198 +138,6 @@ static void remove_stale_work(struct page_server *ps)
 	closedir(d);
 }
 
-/* ------------------------------------------------------------- the writer */
-
-static void *writer_main(void *arg)
-{
-	struct ring *w = arg;
-
-	pthread_mutex_lock(&w->mu);
-	for (;;) {
-		while (!w->n && !w->quit)
-			pthread_cond_wait(&w->cv, &w->mu);
-		if (!w->n)
-			break;
-		struct slot *sl = &w->slot[w->head];
-		bool skip = w->discard || w->werr;
-		struct ferry_err e;
-		int r = 0;
-
-		pthread_mutex_unlock(&w->mu);
-		ferry_err_clear(&e);
-		for (size_t i = 0; !skip && r == 0 && i < sl->nruns; i++)
-			r = xfer_add_run(w->x, sl->runs[i].vaddr, sl->runs[i].nr, sl->runs[i].flags,
-					 &e);
-		if (!skip && r == 0 && sl->len && w->x->takes_hash)
-			r = xfer_write_hashed(w->x, sl->buf, sl->len, sl->xxh3, &e);
-		else if (!skip && r == 0 && sl->len)
-			r = xfer_write(w->x, sl->buf, sl->len, &e);
-		pthread_mutex_lock(&w->mu);
-		if (r < 0 && !w->werr) {
-			w->werr = r;
-			w->wmsg = e;
-		}
-		sl->nruns = sl->len = 0;
-		w->head = (w->head + 1) % PS_SLOTS;
-		w->n--;
-		pthread_cond_broadcast(&w->cv);
-	}
-	pthread_mutex_unlock(&w->mu);
-	return NULL;
-}
-
-/* The writer and its buffers, at the connection's first session. */
-static int ring_start(struct ring *w, struct ferry_err *err)
-{
-	int r;
-
-	if (w->started)
-		return 0;
-	for (int i = 0; i < PS_SLOTS; i++)
-		if (!w->slot[i].buf && !(w->slot[i].buf = malloc(PS_DATA_CHUNK)))
-			return ferry_fail(err, ENOMEM, "page server: data buffers");
-	r = pthread_create(&w->thread, NULL, writer_main, w);
-	if (r)
-		return ferry_fail(err, r, "page server: start a writer thread");
-	w->started = true;
-	return 0;
-}
-
-static void ring_init(struct ring *w)
-{
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-}
-
-static void ring_destroy(struct ring *w)
-{
-	if (w->started) {
-		pthread_mutex_lock(&w->mu);
-		w->quit = true;
-		pthread_cond_broadcast(&w->cv);
-		pthread_mutex_unlock(&w->mu);
-		pthread_join(w->thread, NULL);
-	}
-	for (int i = 0; i < PS_SLOTS; i++)
-		free(w->slot[i].buf);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
-}
-
-/* The slot being filled; only the connection's thread touches it until it is queued. */
-static struct slot *ring_fill(struct ring *w)
-{
-	return &w->slot[w->fill];
-}
-
-/* The writer's failure, reported as the connection's. */
-static int ring_failed(struct conn *c, struct ferry_err *err)
-{
-	*err = c->ring.wmsg;
-	c->ecode = WE_IO;
-	return c->ring.werr;
-}
-
-/* Queue the slot being filled; wait while every slot is queued. */
-static int ring_push(struct conn *c, struct ferry_err *err)
-{
-	struct ring *w = &c->ring;
-	struct slot *sl = ring_fill(w);
-	int r;
-
-	/* the writer is the busier thread (tmpfs allocates every page it
-	 * writes): hash here, while the data is still in this CPU's cache */
-	if (sl->len && w->x->takes_hash)
-		sl->xxh3 = XXH3_64bits(sl->buf, sl->len);
-	pthread_mutex_lock(&w->mu);
-	w->n++;
-	w->fill = (w->fill + 1) % PS_SLOTS;
-	pthread_cond_broadcast(&w->cv);
-	while (w->n == PS_SLOTS && !w->werr)
-		pthread_cond_wait(&w->cv, &w->mu);
-	r = w->werr ? ring_failed(c, err) : 0;
-	pthread_mutex_unlock(&w->mu);
-	return r;
-}
-
-/* Everything received so far is in the sink (or the writer failed). */
-static int ring_sync(struct conn *c, struct ferry_err *err)
-{
-	struct ring *w = &c->ring;
-	struct slot *sl = ring_fill(w);
-	int r = 0;
-
-	if (sl->nruns || sl->len)
-		r = ring_push(c, err);
-	pthread_mutex_lock(&w->mu);
-	while (w->n)
-		pthread_cond_wait(&w->cv, &w->mu);
-	if (r == 0 && w->werr)
-		r = ring_failed(c, err);
-	pthread_mutex_unlock(&w->mu);
-	return r;
-}
-
-/* The session is dropped: forget what is queued, once the writer let go of it. */
-static void ring_drop(struct ring *w)
-{
-	struct slot *sl;
-
-	if (!w->started)
-		return;
-	pthread_mutex_lock(&w->mu);
-	w->discard = true;
-	while (w->n)
-		pthread_cond_wait(&w->cv, &w->mu);
-	w->discard = false;
-	w->werr = 0;
-	sl = ring_fill(w);
-	sl->nruns = sl->len = 0;
-	w->x = NULL;
-	pthread_mutex_unlock(&w->mu);
-}
-
-static int ring_add_run(struct conn *c, uint64_t vaddr, uint64_t nr, uint32_t flags,
-			struct ferry_err *err)
-{
-	struct slot *sl = ring_fill(&c->ring);
-	int r;
-
-	if (sl->nruns == PS_SLOT_RUNS) {
-		r = ring_push(c, err);
-		if (r < 0)
-			return r;
-		sl = ring_fill(&c->ring);
-	}
-	sl->runs[sl->nruns++] = (struct slot_run){vaddr, nr, flags};
-	return 0;
-}
-
-/* Receive len bytes of page data into the ring. */
-static int ring_recv_data(struct conn *c, uint64_t len, struct ferry_err *err)
-{
-	while (len) {
-		struct slot *sl = ring_fill(&c->ring);
-		size_t take = PS_DATA_CHUNK - sl->len;
-		int r;
-
-		if (take > len)
-			take = len;
-		r = wire_recv(c->fd, sl->buf + sl->len, take, WIRE_IDLE_TIMEOUT_MS, false, c->peer,
-			      err);
-		if (r < 0)
-			return r;
-		sl->len += take;
-		len -= take;
-		if (sl->len == PS_DATA_CHUNK) {
-			r = ring_push(c, err);
-			if (r < 0)
-				return r;
-		}
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------- sessions */
 
 static bool session_busy(struct page_server *ps, struct conn *self, const struct wire_open *o)
@@ -373,7 +154,7 @@ static void session_end(struct conn *c)
 
 	if (!s->open)
 		return;
-	ring_drop(&c->ring);
+	c->len = 0;
 	xfer_destroy(s->x);
 	if (s->workfd >= 0)
 		close(s->workfd);
@@ -400,6 +181,63 @@ static int fail(struct conn *c, uint32_t code, struct ferry_err *err, const char
 	va_end(ap);
 	err->code = EPROTO;
 	return -EPROTO;
+}
+
+/* ------------------------------------------------------------- page data */
+
+/* The buffered data goes to the sink as one chunk: with the client's hash, or hashed here. */
+static int flush_data(struct conn *c, const uint64_t *xxh3, struct ferry_err *err)
+{
+	struct page_xfer *x = c->s.x;
+	int r;
+
+	if (!c->len)
+		return 0;
+	if (x->takes_hash)
+		r = xfer_write_hashed(x, c->buf, c->len, xxh3 ? *xxh3 : XXH3_64bits(c->buf, c->len),
+				      err);
+	else
+		r = xfer_write(x, c->buf, c->len, err);
+	c->len = 0;
+	if (r < 0)
+		c->ecode = WE_IO;
+	return r;
+}
+
+/* Receive len bytes of page data into the buffer; without DATA_HASH, write every full chunk. */
+static int recv_data(struct conn *c, uint64_t len, struct ferry_err *err)
+{
+	size_t cap = c->hashed ? PS_BUF_SIZE : PS_CHUNK;
+
+	if (c->hashed && len > cap - c->len)
+		return fail(c, WE_PROTO, err,
+			    "%s/pid %u: more than %zu bytes of page data without DATA_HASH",
+			    c->s.o.dir, c->s.pid, cap);
+	while (len) {
+		size_t take = cap - c->len < len ? cap - c->len : len;
+		int r = wire_recv(c->fd, c->buf + c->len, take, WIRE_IDLE_TIMEOUT_MS, false,
+				  c->peer, err);
+		if (r < 0)
+			return r;
+		c->len += take;
+		len -= take;
+		if (!c->hashed && c->len == cap && (r = flush_data(c, NULL, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int do_data_hash(struct conn *c, const struct wire_msg *m, struct ferry_err *err)
+{
+	if (!c->s.open)
+		return fail(c, WE_STATE, err, "DATA_HASH before OPEN");
+	if (!c->hashed)
+		return fail(c, WE_STATE, err, "DATA_HASH, but the hello did not agree on it");
+	if (m->u.hash.len != c->len)
+		return fail(c, WE_PROTO, err,
+			    "%s/pid %u: DATA_HASH covers %lu bytes, %zu were sent since the last",
+			    c->s.o.dir, c->s.pid, (unsigned long)m->u.hash.len, c->len);
+	return flush_data(c, &m->u.hash.xxh3, err);
 }
 
 /* The parent's pagemap, checked: it must be there, of the snapshot the client means, sorted. */
@@ -478,16 +316,15 @@ static int do_open(struct conn *c, const struct wire_msg *m, struct ferry_err *e
 		c->ecode = WE_IO;
 		return ferry_fail_errno(err, "open %s/%s", ps->dir, s->work);
 	}
-	r = ring_start(&c->ring, err);
-	if (r == 0)
-		r = xfer_local_open(s->workfd, s->pid, &s->x, err);
+	if (!c->buf && !(c->buf = malloc(PS_BUF_SIZE))) {
+		c->ecode = WE_IO;
+		return ferry_fail(err, ENOMEM, "page server: data buffer");
+	}
+	r = xfer_local_open(s->workfd, s->pid, &s->x, err);
 	if (r < 0) {
 		c->ecode = WE_IO;
 		return r;
 	}
-	pthread_mutex_lock(&c->ring.mu);
-	c->ring.x = s->x;
-	pthread_mutex_unlock(&c->ring.mu);
 	xfer_local_set_snapshot(s->x, s->o.snapshot_id[0] ? s->o.snapshot_id : NULL,
 				s->o.parent_snapshot_id[0] ? s->o.parent_snapshot_id : NULL);
 	pr_info("conn %u (%s): open %s/pid %u, parent %s", c->id, c->peer, s->o.dir, s->pid,
@@ -546,14 +383,16 @@ static int do_run(struct conn *c, const struct wire_msg *m, struct ferry_err *er
 		if (r < 0)
 			return r;
 	}
-	r = ring_add_run(c, a, m->u.run.nr_pages, flags, err);
-	if (r < 0)
+	r = xfer_add_run(s->x, a, m->u.run.nr_pages, flags, err);
+	if (r < 0) {
+		c->ecode = WE_IO;
 		return r;
+	}
 	s->runs++;
 	if (flags != FERRY_PR_PRESENT)
 		return 0;
 	s->pages += m->u.run.nr_pages;
-	return ring_recv_data(c, wire_data_len(m), err);
+	return recv_data(c, wire_data_len(m), err);
 }
 
 /* Make the session's two files visible under DIR/<name>: the pagemap last. */
@@ -608,7 +447,11 @@ static int do_commit(struct conn *c, const struct wire_msg *m, struct ferry_err 
 			    s->o.dir, s->pid, (unsigned long)m->u.commit.pages,
 			    (unsigned long)m->u.commit.runs, (unsigned long)s->pages,
 			    (unsigned long)s->runs);
-	r = ring_sync(c, err);
+	if (c->hashed && c->len)
+		return fail(c, WE_PROTO, err,
+			    "%s/pid %u: COMMIT with %zu bytes of data without DATA_HASH", s->o.dir,
+			    s->pid, c->len);
+	r = flush_data(c, NULL, err);
 	c->ecode = WE_IO;
 	if (r == 0)
 		r = xfer_commit(s->x, err);
@@ -653,6 +496,7 @@ static int handle(struct conn *c, const struct wire_msg *m, struct ferry_err *er
 	case WT_ADD_ZERO:
 	case WT_ADD_ABSENT:
 	case WT_ADD_LAZY: return do_run(c, m, err);
+	case WT_DATA_HASH: return do_data_hash(c, m, err);
 	case WT_COMMIT: return do_commit(c, m, err);
 	case WT_PARENT_EXISTS: return do_parent_exists(c, m, err);
 	case WT_CLOSE:
@@ -700,8 +544,9 @@ static void serve_conn(struct conn *c)
 	int r;
 
 	ferry_err_clear(&err);
-	r = wire_server_hello(c->fd, c->peer, 0, c->ps->key, WIRE_IDLE_TIMEOUT_MS, &role, &agreed,
-			      &err);
+	r = wire_server_hello(c->fd, c->peer, WFEAT_DATA_HASH, c->ps->key, WIRE_IDLE_TIMEOUT_MS,
+			      &role, &agreed, &err);
+	c->hashed = agreed & WFEAT_DATA_HASH;
 	if (r == 0 && role != WROLE_PUSH) {
 		c->ecode = WE_UNSUPPORTED;
 		r = fail(c, WE_UNSUPPORTED, &err, "role %u: this page server only takes pages",
@@ -754,7 +599,7 @@ static void *conn_thread(void *arg)
 	ps->nconns--;
 	pthread_cond_broadcast(&ps->idle);
 	pthread_mutex_unlock(&ps->lock);
-	ring_destroy(&c->ring);
+	free(c->buf);
 	free(c);
 	return NULL;
 }
@@ -770,7 +615,6 @@ static void accept_one(struct page_server *ps, int fd)
 		close(fd);
 		return;
 	}
-	ring_init(&c->ring);
 	c->ps = ps;
 	c->fd = fd;
 	c->s.workfd = -1;
@@ -782,7 +626,6 @@ static void accept_one(struct page_server *ps, int fd)
 		pr_err("page server: %s: more than %d connections: dropped", c->peer, PS_MAX_CONNS);
 		wire_send_error(fd, 0, WE_BUSY, "too many connections");
 		close(fd);
-		ring_destroy(&c->ring);
 		free(c);
 		return;
 	}
@@ -805,7 +648,6 @@ static void accept_one(struct page_server *ps, int fd)
 		ps->nconns--;
 		pthread_mutex_unlock(&ps->lock);
 		close(fd);
-		ring_destroy(&c->ring);
 		free(c);
 	}
 	pthread_attr_destroy(&attr);

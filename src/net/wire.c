@@ -130,6 +130,7 @@ static const struct type_info {
 	[WT_NOT_FOUND] = {"NOT_FOUND", 8, false, false, 0},
 	[WT_COMMIT] = {"COMMIT", 16, false, false, 0},
 	[WT_CLOSE] = {"CLOSE", 4, false, false, 0},
+	[WT_DATA_HASH] = {"DATA_HASH", 16, false, false, 0},
 };
 
 static const struct type_info *type_info(unsigned type)
@@ -433,6 +434,15 @@ static int decode_body(struct wire_msg *m, struct cursor *c, struct ferry_err *e
 	case WT_CLOSE:
 		m->u.status = get_u32(c);
 		break;
+	case WT_DATA_HASH:
+		m->u.hash.len = get_u64(c);
+		m->u.hash.xxh3 = get_u64(c);
+		if (!m->u.hash.len || m->u.hash.len % WIRE_PAGE ||
+		    m->u.hash.len > WIRE_MAX_HASHED)
+			return ferry_refuse(err, EINVAL,
+					    "hash of %llu bytes: not 1 to %u whole pages",
+					    (unsigned long long)m->u.hash.len, WIRE_MAX_DATA_PAGES);
+		break;
 	default:
 		return ferry_refuse(err, EPROTO, "unknown message type %u", m->h.type);
 	}
@@ -532,6 +542,10 @@ static void encode_body(const struct wire_msg *m, struct cursor *c)
 		break;
 	case WT_CLOSE:
 		put_u32(c, m->u.status);
+		break;
+	case WT_DATA_HASH:
+		put_u64(c, m->u.hash.len);
+		put_u64(c, m->u.hash.xxh3);
 		break;
 	default:
 		break;

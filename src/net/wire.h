@@ -31,6 +31,7 @@
 #define WIRE_MAX_CTRL 2048          /* payload of a message without data */
 #define WIRE_MAX_DATA_PAGES 1024    /* pages in one ADD_PAGES or PAGES */
 #define WIRE_URGENT_PAGES 64        /* pages in one answer to an urgent GET */
+#define WIRE_MAX_HASHED (WIRE_MAX_DATA_PAGES * WIRE_PAGE) /* data bytes one DATA_HASH covers */
 #define WIRE_MAX_RUN_PAGES (1ULL << 36)
 #define WIRE_MAX_ADDR (1ULL << 57)
 #define WIRE_MAX_PID 4194304u
@@ -59,6 +60,7 @@ enum wire_type {
 	WT_NOT_FOUND = 26,
 	WT_COMMIT = 27,
 	WT_CLOSE = 28,
+	WT_DATA_HASH = 29,
 };
 
 /* Header flags. */
@@ -69,7 +71,8 @@ enum wire_type {
 #define WFEAT_AUTH 0x1ull
 #define WFEAT_LAZY 0x2ull
 #define WFEAT_URGENT 0x4ull
-#define WFEAT_KNOWN (WFEAT_AUTH | WFEAT_LAZY | WFEAT_URGENT)
+#define WFEAT_DATA_HASH 0x8ull /* the pusher sends DATA_HASH for all its page data */
+#define WFEAT_KNOWN (WFEAT_AUTH | WFEAT_LAZY | WFEAT_URGENT | WFEAT_DATA_HASH)
 
 enum wire_role { WROLE_PUSH = 1, WROLE_PULL = 2, WROLE_URGENT = 3 };
 
@@ -144,6 +147,12 @@ struct wire_pages {
 	uint32_t kind; /* WKIND_PRESENT (data follows) or WKIND_ZERO */
 };
 
+/* The XXH3-64 of the len bytes of page data sent since the previous DATA_HASH. */
+struct wire_data_hash {
+	uint64_t len;
+	uint64_t xxh3;
+};
+
 struct wire_commit {
 	uint64_t pages; /* data pages sent */
 	uint64_t runs;  /* runs sent (all kinds but absent) */
@@ -163,6 +172,7 @@ struct wire_msg {
 		struct wire_pages pages;
 		uint64_t vaddr;                         /* NOT_FOUND */
 		struct wire_commit commit;
+		struct wire_data_hash hash;             /* DATA_HASH */
 		uint32_t status;                        /* CLOSE */
 	} u;
 };

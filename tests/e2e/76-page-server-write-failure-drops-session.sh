@@ -1,6 +1,6 @@
 #!/bin/bash
-# A page server whose disk fills up in the middle of a session (its writer
-# thread fails while the connection's thread is still receiving) answers
+# A page server whose disk fills up in the middle of a session (a write of
+# the pages file fails while the client is still sending) answers
 # ERROR(IO) with the reason, drops that session whole (nothing visible, its
 # work directory gone) and serves the next session. The server's directory is
 # a 2 MiB tmpfs; the failing session sends 4 MiB.

@@ -6,7 +6,8 @@
  * payload, then page data skipped), until the stream ends or a message is
  * refused. Every message that decodes must encode back to the same bytes
  * (except ERROR, whose text is cleaned for the log): the decoder accepts
- * nothing the encoder would not produce.
+ * nothing the encoder would not produce. A DATA_HASH that decodes covers
+ * whole pages within the limit the server's buffer is sized by.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,6 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint64_t data_len = wire_data_len(&m);
 		if (m.h.len != want + data_len)
 			abort(); /* a decoded message says exactly how much follows */
+		if (m.h.type == WT_DATA_HASH &&
+		    (!m.u.hash.len || m.u.hash.len % WIRE_PAGE || m.u.hash.len > WIRE_MAX_HASHED))
+			abort();
 		if (m.h.type != WT_ERROR) {
 			struct wire_msg e = m;
 			int n = wire_encode(&e, again, sizeof(again), &err);

@@ -209,6 +209,13 @@ static void test_every_message_round_trips(void **state)
 	assert_int_equal(out.u.error.code, WE_HOLE);
 	assert_string_equal(out.u.error.text, "hole?with a newline");
 
+	m = (struct wire_msg){.h = {.type = WT_DATA_HASH, .id = 15}};
+	m.u.hash = (struct wire_data_hash){WIRE_MAX_HASHED, 0xfedcba9876543210ull};
+	assert_int_equal(round_trip(&m, &out, &err), 0);
+	assert_int_equal(out.h.len, 16);
+	assert_int_equal(wire_data_len(&out), 0);
+	assert_true(out.u.hash.len == WIRE_MAX_HASHED && out.u.hash.xxh3 == 0xfedcba9876543210ull);
+
 	m = (struct wire_msg){.h = {.type = WT_COMMIT, .id = 13}};
 	m.u.commit = (struct wire_commit){12345, 678};
 	assert_int_equal(round_trip(&m, &out, &err), 0);
@@ -435,6 +442,30 @@ static void test_other_messages_refuse_bad_fields(void **state)
 	assert_int_equal(decode_raw(buf, WIRE_HDR_SIZE + 16, &out, &err), -EPROTO);
 }
 
+static void test_data_hash_covers_whole_pages_within_limit(void **state)
+{
+	struct ferry_err err;
+	struct wire_msg m = {.h = {.type = WT_DATA_HASH}}, out;
+	uint64_t bad[] = {0, 4095, 4097, WIRE_MAX_HASHED + WIRE_PAGE, 1ull << 63};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m.u.hash = (struct wire_data_hash){bad[i], 1};
+		assert_true(wire_encode(&m, buf, sizeof(buf), &err) < 0);
+		m.u.hash.len = WIRE_PAGE;
+		int n = wire_encode(&m, buf, sizeof(buf), &err);
+		assert_int_equal(n, WIRE_HDR_SIZE + 16);
+		uint64_t le = htole64(bad[i]);
+		memcpy(buf + WIRE_HDR_SIZE, &le, 8);
+		assert_int_equal(decode_raw(buf, n, &out, &err), -EINVAL);
+		assert_msg_has(&err, "whole pages");
+	}
+	put_hdr(buf, WIRE_MAGIC, WT_DATA_HASH, 0, 1, 24); /* no data follows a hash */
+	assert_int_equal(wire_hdr_decode(buf, &out.h, &err), -EPROTO);
+	assert_msg_has(&err, "expected 16");
+	put_hdr(buf, WIRE_MAGIC, WT_DATA_HASH, WF_LAST, 1, 16);
+	assert_int_equal(wire_hdr_decode(buf, &out.h, &err), -EPROTO);
+}
+
 static void test_auth_proofs_depend_on_key_role_and_nonces(void **state)
 {
 	struct wire_key k1 = {.len = 16}, k2 = {.len = 16};
@@ -458,6 +489,7 @@ static void test_auth_proofs_depend_on_key_role_and_nonces(void **state)
 struct server_side {
 	int fd;
 	const struct wire_key *key;
+	uint64_t features, agreed; /* offered, agreed */
 	int r;
 	struct ferry_err err;
 };
@@ -466,28 +498,55 @@ static void *server_thread(void *arg)
 {
 	struct server_side *s = arg;
 	uint16_t role;
-	uint64_t agreed;
 
-	s->r = wire_server_hello(s->fd, "client", 0, s->key, 5000, &role, &agreed, &s->err);
+	s->r = wire_server_hello(s->fd, "client", s->features, s->key, 5000, &role, &s->agreed,
+				 &s->err);
 	return NULL;
 }
 
-/* Run the hello over a socketpair; returns the client's result. */
-static int hello_pair(const struct wire_key *ck, const struct wire_key *sk, struct server_side *s,
-		      struct ferry_err *err)
+/* Run the hello over a socketpair, the client offering cf, the server sf; returns the
+ * client's result, and in *agreed what the client agreed on. */
+static int hello_features(const struct wire_key *ck, const struct wire_key *sk, uint64_t cf,
+			  uint64_t sf, uint64_t *agreed, struct server_side *s,
+			  struct ferry_err *err)
 {
 	int sv[2];
 	pthread_t t;
-	uint64_t agreed;
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	*s = (struct server_side){.fd = sv[1], .key = sk};
+	*s = (struct server_side){.fd = sv[1], .key = sk, .features = sf};
 	pthread_create(&t, NULL, server_thread, s);
-	int r = wire_client_hello(sv[0], "server", WROLE_PUSH, 0, ck, &agreed, err);
+	int r = wire_client_hello(sv[0], "server", WROLE_PUSH, cf, ck, agreed, err);
 	close(sv[0]);
 	pthread_join(t, NULL);
 	close(sv[1]);
 	return r;
+}
+
+static int hello_pair(const struct wire_key *ck, const struct wire_key *sk, struct server_side *s,
+		      struct ferry_err *err)
+{
+	uint64_t agreed;
+
+	return hello_features(ck, sk, 0, 0, &agreed, s, err);
+}
+
+static void test_hello_agrees_on_data_hash_only_when_both_offer_it(void **state)
+{
+	struct server_side s;
+	struct ferry_err err;
+	uint64_t agreed;
+
+	assert_int_equal(hello_features(NULL, NULL, WFEAT_DATA_HASH, WFEAT_DATA_HASH, &agreed, &s,
+					&err), 0);
+	assert_int_equal(s.r, 0);
+	assert_true(agreed == WFEAT_DATA_HASH && s.agreed == WFEAT_DATA_HASH);
+	/* an older server does not know the bit: the client sends no DATA_HASH */
+	assert_int_equal(hello_features(NULL, NULL, WFEAT_DATA_HASH, 0, &agreed, &s, &err), 0);
+	assert_true(agreed == 0 && s.agreed == 0);
+	/* an older client: the server hashes the data itself */
+	assert_int_equal(hello_features(NULL, NULL, 0, WFEAT_DATA_HASH, &agreed, &s, &err), 0);
+	assert_true(agreed == 0 && s.agreed == 0);
 }
 
 static void test_hello_with_and_without_keys(void **state)
@@ -582,6 +641,8 @@ int main(void)
 		cmocka_unit_test(test_open_refuses_bad_fields_and_framing),
 		cmocka_unit_test(test_runs_refuse_bad_addresses_and_counts),
 		cmocka_unit_test(test_other_messages_refuse_bad_fields),
+		cmocka_unit_test(test_data_hash_covers_whole_pages_within_limit),
+		cmocka_unit_test(test_hello_agrees_on_data_hash_only_when_both_offer_it),
 		cmocka_unit_test(test_auth_proofs_depend_on_key_role_and_nonces),
 		cmocka_unit_test(test_hello_with_and_without_keys),
 		cmocka_unit_test(test_hello_of_another_version_is_refused_on_both_sides),
