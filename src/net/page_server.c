@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "core/hash.h"
@@ -204,6 +205,34 @@ static int flush_data(struct conn *c, const uint64_t *xxh3, struct ferry_err *er
 	return r;
 }
 
+/*
+ * Page data in one blocking receive that waits for all of it (MSG_WAITALL):
+ * far fewer system calls and wakeups than taking what is there and polling,
+ * each of which costs a hypercall on this kind of VM. The socket's receive
+ * timeout (set after the hello) still drops a stalled peer.
+ */
+static int recv_all(struct conn *c, uint8_t *buf, size_t len, struct ferry_err *err)
+{
+	while (len) {
+		ssize_t got = recv(c->fd, buf, len, MSG_WAITALL);
+		if (got > 0) {
+			buf += got;
+			len -= got;
+			continue;
+		}
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return ferry_refuse(err, ETIMEDOUT, "%s sent nothing for %d s: dropped as stalled",
+					    c->peer, WIRE_IDLE_TIMEOUT_MS / 1000);
+		if (got < 0)
+			return ferry_fail_errno(err, "receive from %s", c->peer);
+		return ferry_refuse(err, ECONNRESET, "%s closed the connection in the middle of a message",
+				    c->peer);
+	}
+	return 0;
+}
+
 /* Receive len bytes of page data into the buffer; without DATA_HASH, write every full chunk. */
 static int recv_data(struct conn *c, uint64_t len, struct ferry_err *err)
 {
@@ -215,8 +244,7 @@ static int recv_data(struct conn *c, uint64_t len, struct ferry_err *err)
 			    c->s.o.dir, c->s.pid, cap);
 	while (len) {
 		size_t take = cap - c->len < len ? cap - c->len : len;
-		int r = wire_recv(c->fd, c->buf + c->len, take, WIRE_IDLE_TIMEOUT_MS, false,
-				  c->peer, err);
+		int r = recv_all(c, c->buf + c->len, take, err);
 		if (r < 0)
 			return r;
 		c->len += take;
@@ -559,6 +587,8 @@ static void serve_conn(struct conn *c)
 		return;
 	}
 	pr_debug("conn %u (%s): hello done", c->id, c->peer);
+	struct timeval tv = {WIRE_IDLE_TIMEOUT_MS / 1000, (WIRE_IDLE_TIMEOUT_MS % 1000) * 1000};
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	for (;;) {
 		c->ecode = WE_PROTO;
 		r = wire_recv_msg(c->fd, &m, WIRE_IDLE_TIMEOUT_MS, !c->s.open, c->peer, &err);
