@@ -51,7 +51,7 @@ free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1",
 # one_lazy DIR: one post-copy run; writes DIR/figures ("name value" lines).
 one_lazy()
 {
-	local d=$1 pid dump lazy r port rc
+	local d=$1 pid dump lazy= r port rc
 	mkdir -p "$d"
 	(cd "$d" && exec "$FERRY" run --pidfile "$d/run.pid" -- "$WL/lazyw" "$d/w.out" "$MIB" touch hb) \
 		</dev/null >"$d/run.log" 2>&1 || { log "ferry run failed: $(tail -n 2 "$d/run.log")"; return 1; }
@@ -73,7 +73,7 @@ one_lazy()
 		"$FERRY" lazy-pages -D "$d/img" --page-server --address 127.0.0.1 --port "$port" -d \
 			--pidfile "$d/lazy.pid" -v4 -o "$d/lazy.log" </dev/null >/dev/null 2>"$d/lazy.err" ||
 			{ log "ferry lazy-pages failed: $(tail -n 2 "$d/lazy.err")"; return 1; }
-		rargs=() dlog=$d/lazy.log
+		rargs=() dlog=$d/lazy.log lazy=$(cat "$d/lazy.pid")
 	fi
 	"$FERRY" restore -D "$d/img" --lazy-pages "${rargs[@]}" -d --pidfile "$d/restore.pid" -v4 \
 		-o "$d/restore.log" </dev/null >/dev/null 2>"$d/restore.err"
@@ -83,12 +83,9 @@ one_lazy()
 	[ "$rc" = 0 ] || { log "ferry restore -D $d/img --lazy-pages failed: $(tail -n 2 "$d/restore.err")"; return 1; }
 	r=$(cat "$d/restore.pid")
 	track "$r"
-	if [ "${LAZY_TWO_COMMANDS:-0}" = 1 ]; then
-		lazy=$(cat "$d/lazy.pid")
-	else
-		lazy=$(pgrep -f -- "restore -D $d/img --lazy-pages --page-server" | head -n 1)
-		[ -n "$lazy" ] || { log "no daemon runs after ferry restore --page-server"; return 1; }
-	fi
+	# with one command, the daemon is the restore's child left running
+	[ -n "$lazy" ] || lazy=$(pgrep -f -- "restore -D $d/img --lazy-pages --page-server" | head -n 1)
+	[ -n "$lazy" ] || { log "no lazy-pages daemon runs after the restore"; return 1; }
 	track "$lazy"
 	ln -sf "$dlog" "$d/daemon.log"
 	kill -USR1 "$r"

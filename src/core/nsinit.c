@@ -1,22 +1,20 @@
 /*
  * nsinit: start a ferry init as PID 1 of fresh PID, mount and time namespaces.
  *
- * Three processes take part, besides PID 2:
+ * Two processes take part, besides the caller:
  *
- *   caller ──fork──> setup ──clone3(NEWPID|NEWNS|PARENT)──> init ──clone3(set_tid {2})──> PID 2
- *     │ ^               │ unshare(NEWTIME), offsets           │ │ private /proc
- *     │ └── reports ────┴─────────────────────────────────────┘ │
- *     └──── ack ────────────────────────────────────────────────┘
+ *   caller ──unshare(NEWTIME), offsets, clone3(NEWPID|NEWNS)──> init ──clone3(set_tid {2})──> PID 2
+ *     │ ^                                                        │ │ private /proc
+ *     │ └── reports ─────────────────────────────────────────────┘ │
+ *     └──── ack ───────────────────────────────────────────────────┘
  *
- * The setup process exists because a time namespace only takes offsets before
- * any process has entered it, and unshare(CLONE_NEWTIME) moves only the
- * caller's future children into it: setup unshares, writes the offsets, then
- * creates the init with CLONE_PARENT, so that the init enters the new time
- * namespace and is still the caller's child. Setup reports the init's pid and
- * exits.
+ * A time namespace only takes offsets before any process has entered it, and
+ * unshare(CLONE_NEWTIME) moves only the caller's future children into it: the
+ * caller unshares, writes the offsets, clones the init (its child, in the new
+ * time namespace), then sets its children's namespace back.
  *
  * Reports and the ack travel over one SOCK_SEQPACKET socketpair: messages
- * stay whole although two processes write them, and MSG_NOSIGNAL spares
+ * stay whole, and MSG_NOSIGNAL spares
  * everyone a SIGPIPE when the other side is gone. The init reports READY once
  * PID 2 exists, then waits for the caller's ack before reaping anything, so
  * PID 2 (even a PID 2 that already died) is still listed in
@@ -25,7 +23,7 @@
  * so that when nsinit_spawn returns the init holds only stdio. Any step that
  * fails sends FAIL with the step and errno.
  *
- * setup, init and PID 2 are forks of a possibly threaded caller, so they stick
+ * init and PID 2 are forks of a possibly threaded caller, so they stick
  * to plain system calls: no malloc, no stdio, no locks.
  */
 #include "core/nsinit.h"
@@ -80,22 +78,21 @@ static const char *step_name(int step)
 	}
 }
 
-enum msg_kind { MSG_INIT_PID = 1, MSG_READY, MSG_FAIL };
+enum msg_kind { MSG_READY = 1, MSG_FAIL };
 
-/* One report from setup or init to the caller: one seqpacket message. */
+/* One report from the init to the caller: one seqpacket message. */
 struct nsinit_msg {
 	int32_t kind;
 	int32_t step; /* MSG_FAIL */
 	int32_t code; /* MSG_FAIL: errno */
-	int32_t pid;  /* MSG_INIT_PID: the init's pid in the caller's namespace */
 };
 
-/* What setup, init and PID 2 need; lives in their copy of the caller's stack. */
+/* What the init and PID 2 need; lives in their copy of the caller's stack. */
 struct spawn_ctx {
 	const struct nsinit_cfg *cfg;
 	int (*child_fn)(void *arg);
 	void *arg;
-	int sock[2]; /* [0] the caller's end, [1] setup's and the init's end */
+	int sock[2]; /* [0] the caller's end, [1] the init's end */
 	sigset_t old_mask;
 	struct sigaction old_act[NSIG];
 };
@@ -113,9 +110,9 @@ pid_t raw_clone3(uint64_t flags, pid_t *set_tid, size_t n_set_tid)
 	return syscall(SYS_clone3, &args, sizeof(args));
 }
 
-static void send_msg(int fd, int kind, int step, int code, pid_t pid)
+static void send_msg(int fd, int kind, int step, int code)
 {
-	struct nsinit_msg m = {.kind = kind, .step = step, .code = code, .pid = pid};
+	struct nsinit_msg m = {.kind = kind, .step = step, .code = code};
 
 	/* a failure means the caller is gone: nobody is left to tell */
 	while (send(fd, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
@@ -124,7 +121,7 @@ static void send_msg(int fd, int kind, int step, int code, pid_t pid)
 
 static _Noreturn void fail_step(const struct spawn_ctx *ctx, int step)
 {
-	send_msg(ctx->sock[1], MSG_FAIL, step, errno ? errno : EIO, 0);
+	send_msg(ctx->sock[1], MSG_FAIL, step, errno ? errno : EIO);
 	_exit(127);
 }
 
@@ -321,7 +318,7 @@ static _Noreturn void init_main(struct spawn_ctx *ctx)
 		if (fd > 2 && fd != ctx->sock[1])
 			close(fd);
 	}
-	send_msg(ctx->sock[1], MSG_READY, 0, 0, 0);
+	send_msg(ctx->sock[1], MSG_READY, 0, 0);
 	do
 		n = read(ctx->sock[1], &ack, 1);
 	while (n < 0 && errno == EINTR);
@@ -377,17 +374,16 @@ out:
 }
 
 /*
- * Read reports until the init is known and READY, or a step failed. After a
- * failure keep reading to EOF (setup and init have exited by then): the init's
- * pid may still come, and the caller must reap that init.
+ * Read the init's reports until READY, or a step failed. After a failure keep
+ * reading to EOF (the init has exited by then); the caller reaps the init.
  */
-static int collect_reports(int fd, pid_t *init, struct ferry_err *err)
+static int collect_reports(int fd, struct ferry_err *err)
 {
 	struct nsinit_msg m;
 	bool ready = false, failed = false;
 	int r;
 
-	while (failed || !ready || !*init) {
+	while (failed || !ready) {
 		r = read_all(fd, &m, sizeof(m));
 		if (r < 0 && failed)
 			return -err->code;
@@ -396,9 +392,6 @@ static int collect_reports(int fd, pid_t *init, struct ferry_err *err)
 		if (r < 0)
 			return ferry_fail(err, -r, "start ferry init: read its report");
 		switch (m.kind) {
-		case MSG_INIT_PID:
-			*init = m.pid;
-			break;
 		case MSG_READY:
 			ready = true;
 			break;
@@ -487,7 +480,7 @@ int nsinit_spawn(const struct nsinit_cfg *cfg, int (*child_fn)(void *arg), void 
 
 	init = clone_init(&ctx, err);
 	close(ctx.sock[1]);
-	r = init < 0 ? -err->code : collect_reports(ctx.sock[0], &init, err);
+	r = init < 0 ? -err->code : collect_reports(ctx.sock[0], err);
 	if (init < 0)
 		init = 0;
 	if (r == 0)

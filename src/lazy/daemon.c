@@ -110,6 +110,7 @@ struct daemon {
 	bool pulling;   /* the pull thread was started */
 	int pull_done;  /* eventfd: the pull thread ended (its result in pull_r, pull_err) */
 	int pull_kick;  /* eventfd: the sets changed, for a pull thread with nothing in flight */
+	bool pull_idle; /* it waits on pull_kick (under mu) */
 	int pull_r;
 	struct ferry_err pull_err;
 	bool handed, running, committed;
@@ -387,6 +388,19 @@ static void lock_any(struct daemon *d, bool main_thread)
 		lock_pull(d);
 }
 
+/*
+ * The sets changed (mutex held): a pull thread waiting with nothing in flight
+ * looks again. Only then: no system call on the fault path otherwise.
+ */
+static void kick_if_idle(struct daemon *d)
+{
+	uint64_t one = 1;
+
+	if (d->pull_idle && write(d->pull_kick, &one, sizeof(one)) < 0) {
+		/* already kicked */
+	}
+}
+
 /* Install data that arrived, a chunk at a time under the mutex. */
 static int deliver_locked(struct daemon *d, bool main_thread, uint64_t addr, uint64_t len,
 			  const uint8_t *data, struct ferry_err *err)
@@ -456,6 +470,8 @@ static int recv_answer(struct daemon *d, int fd, uint8_t *buf, struct ferry_err 
 		}
 		if (r == 0 && q && (m.h.flags & WF_LAST))
 			answer_done(d, q, m.u.pages.nr_pages);
+		if (main_thread)
+			kick_if_idle(d);
 		pthread_mutex_unlock(&d->mu);
 		return r;
 	}
@@ -821,6 +837,7 @@ static int pull(struct daemon *d, struct ferry_err *err)
 		lock_pull(d);
 		r = prefetch(d, err);
 		bool done = all_done(d) && !d->bulk_in_flight, idle = !d->bulk_in_flight;
+		d->pull_idle = idle && !done;
 		pthread_mutex_unlock(&d->mu);
 		if (r < 0 || done)
 			break;
@@ -1044,15 +1061,6 @@ static int load_images(struct daemon *d, struct ferry_err *err)
 	return r;
 }
 
-static void kick_puller(struct daemon *d)
-{
-	uint64_t one = 1;
-
-	if (d->pulling && write(d->pull_kick, &one, sizeof(one)) < 0) {
-		/* already kicked */
-	}
-}
-
 /* The pull thread ended: its result becomes ours. */
 static int join_puller(struct daemon *d, struct ferry_err *err)
 {
@@ -1097,8 +1105,8 @@ static int loop(struct daemon *d, struct ferry_err *err)
 			if (tag >= 100) {
 				lock_main(d);
 				r = read_uffd(d, &d->p[tag - 100], err);
+				kick_if_idle(d);
 				pthread_mutex_unlock(&d->mu);
-				kick_puller(d);
 			} else if (tag == 10) {
 				r = recv_answer(d, d->conn[0], d->buf, err);
 				if (r < 0)

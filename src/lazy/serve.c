@@ -46,7 +46,6 @@ struct server {
 	int ls;
 	struct conn {
 		int fd;
-		uint16_t role;
 		char peer[64];
 	} c[MAX_CONNS];
 	int n;
@@ -124,14 +123,13 @@ static int answer_open(struct server *s, int fd, const char *peer, const struct 
  * daemon thread's that sends them): a wakeup across CPUs costs far more than
  * one on the same CPU, and urgent and bulk work stay apart.
  */
-static bool pin_to_incoming_cpu(int fd)
+static void pin_to_incoming_cpu(int fd)
 {
 	int cpu;
 	socklen_t len = sizeof(cpu);
 
 	if (getsockopt(fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) == 0 && cpu >= 0)
 		pin_to_cpu(cpu);
-	return true;
 }
 
 /* An urgent connection: OPEN and GET only, each answered at once. */
@@ -152,8 +150,10 @@ static void *urgent_main(void *arg)
 		r = wire_recv_msg(u->fd, &m, -1, true, u->peer, &err);
 		if (r < 0)
 			break;
-		if (!pinned && m.h.type == WT_GET)
-			pinned = pin_to_incoming_cpu(u->fd);
+		if (!pinned && m.h.type == WT_GET) {
+			pin_to_incoming_cpu(u->fd);
+			pinned = true;
+		}
 		if (m.h.type == WT_OPEN)
 			r = answer_open(u->s, u->fd, u->peer, &m, &err);
 		else if (m.h.type == WT_GET)
@@ -290,7 +290,6 @@ static void accept_one(struct server *s)
 		return;
 	}
 	c->fd = fd;
-	c->role = role;
 	s->n++;
 }
 
@@ -354,21 +353,18 @@ static int serve(struct server *s, const struct lazy_src_opts *o, struct ferry_e
 			r = ferry_fail_errno(err, "poll");
 			break;
 		}
-		/* urgent connections first */
-		for (int pass = 0; pass < 2; pass++) {
-			for (int i = 0; i < s->n; i++) {
-				bool urgent = s->c[i].role == WROLE_URGENT;
-				if ((pass == 0) != urgent || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-					continue;
-				struct ferry_err e2;
-				int hr = handle(s, i, &e2);
-				if (hr < 0) {
-					if (hr != -ENODATA)
-						pr_warn("lazy source: %s", e2.msg);
-					/* fds shift: poll again before touching p[] */
-					drop(s, i);
-					goto next;
-				}
+		/* the pull connections (urgent ones have threads of their own) */
+		for (int i = 0; i < s->n; i++) {
+			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			struct ferry_err e2;
+			int hr = handle(s, i, &e2);
+			if (hr < 0) {
+				if (hr != -ENODATA)
+					pr_warn("lazy source: %s", e2.msg);
+				/* fds shift: poll again before touching p[] */
+				drop(s, i);
+				goto next;
 			}
 		}
 		if (p[np - 2].revents & POLLIN) {

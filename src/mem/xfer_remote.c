@@ -19,9 +19,7 @@
  * a chunk is computed as its pieces are queued, and DATA_HASH follows its
  * last message, so the server stores the pages without reading them again.
  * A chunk leaves in its own sendmsg right after it is hashed, while it is
- * still in this CPU's cache. A caller that hashed its buffer already
- * (write_hashed) saves that work when the buffer is exactly the data of
- * whole messages, at most 4 MiB: the buffer is one chunk, with its hash.
+ * still in this CPU's cache.
  *
  *   stream:  [ADD_PAGES x256][data][DATA_HASH 1 MiB][ADD_ZERO][ADD_PAGES x16][data] ...
  */
@@ -127,20 +125,16 @@ static int put_ctl(struct xfer_remote *x, struct wire_msg *m, struct ferry_err *
 	return 0;
 }
 
-/* The chunk so far is complete: its DATA_HASH (given, or ours) goes after its data. */
-static int put_hash(struct xfer_remote *x, const uint64_t *given, struct ferry_err *err)
+/* The chunk so far is complete: its DATA_HASH goes after its data. */
+static int put_hash(struct xfer_remote *x, struct ferry_err *err)
 {
 	struct wire_msg m = {.h = {.type = WT_DATA_HASH}};
 
 	if (!x->unhashed)
 		return 0;
 	m.u.hash.len = x->unhashed;
-	if (given) {
-		m.u.hash.xxh3 = *given;
-	} else {
-		m.u.hash.xxh3 = XXH3_64bits_digest(x->hs);
-		XXH3_64bits_reset(x->hs);
-	}
+	m.u.hash.xxh3 = XXH3_64bits_digest(x->hs);
+	XXH3_64bits_reset(x->hs);
 	x->unhashed = 0;
 	return put_ctl(x, &m, err);
 }
@@ -223,12 +217,11 @@ static int remote_add_run(struct page_xfer *px, uint64_t vaddr, uint64_t nr, uin
 	return drain_runs(x, err);
 }
 
-/* Queue and send len bytes of data; given: the XXH3-64 of all of it, which is one chunk. */
-static int send_data(struct xfer_remote *x, const void *buf, size_t len, const uint64_t *given,
-		     struct ferry_err *err)
+/* Queue and send len bytes of data (cut into hashed chunks if the server takes DATA_HASH). */
+static int remote_write(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
 {
+	struct xfer_remote *x = (struct xfer_remote *)px;
 	const uint8_t *p = buf;
-	bool own = x->hashed && !given; /* we cut the chunks and hash them */
 	int r;
 
 	while (len) {
@@ -241,8 +234,8 @@ static int send_data(struct xfer_remote *x, const void *buf, size_t len, const u
 						  x->what, len);
 			struct qrun *q = &x->q[x->head++];
 			struct wire_msg m = {.h = {.type = WT_ADD_PAGES}};
-			if (own && x->unhashed + q->nr * PAGE_SIZE > XR_CHUNK &&
-			    (r = put_hash(x, NULL, err)) < 0)
+			if (x->hashed && x->unhashed + q->nr * PAGE_SIZE > XR_CHUNK &&
+			    (r = put_hash(x, err)) < 0)
 				return r;
 			m.u.run.vaddr = q->vaddr;
 			m.u.run.nr_pages = q->nr;
@@ -268,48 +261,22 @@ static int send_data(struct xfer_remote *x, const void *buf, size_t len, const u
 		x->cur_left -= take;
 		p += take;
 		len -= take;
-		x->unhashed += x->hashed ? take : 0;
-		if (!own)
+		if (!x->hashed)
 			continue;
+		x->unhashed += take;
 		XXH3_64bits_update(x->hs, p - take, take);
 		if (x->cur_left == 0 && x->unhashed == XR_CHUNK &&
-		    ((r = put_hash(x, NULL, err)) < 0 || (r = flush(x, err)) < 0))
+		    ((r = put_hash(x, err)) < 0 || (r = flush(x, err)) < 0))
 			return r;
 	}
 	/* a chunk ends with the caller's data when a message does */
-	if (x->hashed && x->cur_left == 0 && (r = put_hash(x, given, err)) < 0)
+	if (x->hashed && x->cur_left == 0 && (r = put_hash(x, err)) < 0)
 		return r;
 	/* the data pointers are the caller's: they go out before we return */
 	r = flush(x, err);
 	if (r < 0)
 		return r;
 	return drain_runs(x, err);
-}
-
-static int remote_write(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
-{
-	return send_data((struct xfer_remote *)px, buf, len, NULL, err);
-}
-
-/* The caller's hash is a chunk's when its data starts one and ends the last of whole messages. */
-static bool one_chunk(const struct xfer_remote *x, size_t len)
-{
-	uint64_t sum = 0;
-
-	if (!x->hashed || x->unhashed || x->cur_left || len > WIRE_MAX_HASHED)
-		return false;
-	for (size_t i = x->head; i < x->n && sum < len; i++)
-		if (x->q[i].flags == FERRY_PR_PRESENT)
-			sum += x->q[i].nr * PAGE_SIZE;
-	return sum == len;
-}
-
-static int remote_write_hashed(struct page_xfer *px, const void *buf, size_t len, uint64_t xxh3,
-			       struct ferry_err *err)
-{
-	struct xfer_remote *x = (struct xfer_remote *)px;
-
-	return send_data(x, buf, len, one_chunk(x, len) ? &xxh3 : NULL, err);
 }
 
 /* Wait for the answer to request id: OK, or the server's ERROR. */
@@ -341,7 +308,7 @@ static int remote_commit(struct page_xfer *px, struct ferry_err *err)
 		return r;
 	if (x->cur_left || x->head < x->n)
 		return ferry_fail(err, EINVAL, "%s: the last page runs miss their data", x->what);
-	r = put_hash(x, NULL, err);
+	r = put_hash(x, err);
 	if (r < 0)
 		return r;
 	m.u.commit.pages = x->pages_sent;
@@ -383,7 +350,6 @@ static void remote_destroy(struct page_xfer *px)
 static const struct page_xfer_ops remote_ops = {
 	.add_run = remote_add_run,
 	.write_data = remote_write,
-	.write_hashed = remote_write_hashed,
 	.commit = remote_commit,
 	.destroy = remote_destroy,
 };
@@ -465,7 +431,7 @@ static int remote_connect(const char *addr, int port, const struct xfer_session 
 		x->hs = XXH3_createState();
 		if (!x->hs || XXH3_64bits_reset(x->hs) != XXH_OK)
 			return ferry_fail(err, ENOMEM, "page server: data hash");
-		x->hashed = x->x.takes_hash = true;
+		x->hashed = true;
 	}
 	return r;
 }

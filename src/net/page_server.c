@@ -189,16 +189,13 @@ static int fail(struct conn *c, uint32_t code, struct ferry_err *err, const char
 /* The buffered data goes to the sink as one chunk: with the client's hash, or hashed here. */
 static int flush_data(struct conn *c, const uint64_t *xxh3, struct ferry_err *err)
 {
-	struct page_xfer *x = c->s.x;
 	int r;
 
 	if (!c->len)
 		return 0;
-	if (x->takes_hash)
-		r = xfer_write_hashed(x, c->buf, c->len, xxh3 ? *xxh3 : XXH3_64bits(c->buf, c->len),
-				      err);
-	else
-		r = xfer_write(x, c->buf, c->len, err);
+	/* the sink is a local image (xfer_local), which takes the hash */
+	r = xfer_write_hashed(c->s.x, c->buf, c->len, xxh3 ? *xxh3 : XXH3_64bits(c->buf, c->len),
+			      err);
 	c->len = 0;
 	if (r < 0)
 		c->ecode = WE_IO;
