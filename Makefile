@@ -6,7 +6,8 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 DEB_PACKAGES = meson ninja-build pkg-config gcc clang protobuf-c-compiler libprotobuf-c-dev \
-	libcmocka-dev libxxhash-dev nettle-dev libclang-rt-14-dev python3 iproute2 procps util-linux
+	libcmocka-dev libxxhash-dev nettle-dev libclang-rt-14-dev libbpf-dev bpftool python3 iproute2 \
+	procps util-linux
 SHELL := /bin/bash
 
 .PHONY: all deps demo check bench clean unit

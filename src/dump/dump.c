@@ -161,6 +161,9 @@ static int preflight(struct dump_ctx *d, struct ferry_err *err)
 			return ferry_refuse(err, EOPNOTSUPP,
 					  "pid %d has POSIX timers: not supported yet", d->pid);
 	}
+	struct ferry_err e2;
+	if (vmaflags_open(d->pid, &d->vf, &e2) < 0)
+		pr_debug("pid %d: VmFlags from smaps: %s", d->pid, e2.msg);
 	return 0;
 }
 
@@ -475,9 +478,14 @@ static int take_smaps(struct dump_ctx *d, pthread_t th, struct smaps_job *j,
 	return 0;
 }
 
+/*
+ * The VMAs with their flags: maps, then the flags from the BPF reader (no page
+ * walk); smaps if that reader is not there or disagrees. Reading smaps is
+ * started first when it can run beside the injected calls (a full dump).
+ */
 static int collect(struct dump_ctx *d, struct ferry_err *err)
 {
-	bool full = !d->o->pre_dump, overlap = full;
+	bool full = !d->o->pre_dump, overlap = full && !d->vf, bpf = d->vf != NULL;
 	struct smaps_job job = {.pid = d->pid};
 	struct ferry_err e2;
 	pthread_t th;
@@ -493,11 +501,18 @@ static int collect(struct dump_ctx *d, struct ferry_err *err)
 	if (r == 0)
 		r = proc_parse_stat(d->pid, &d->stat, err);
 	if (r == 0)
-		r = proc_parse_maps(d->pid, !overlap, &d->vmas, &d->nvmas, err);
+		r = proc_parse_maps(d->pid, !overlap && !bpf, &d->vmas, &d->nvmas, err);
+	if (r == 0 && bpf && vmaflags_read(d->vf, d->vmas, d->nvmas, &e2) < 0) {
+		pr_debug("%s; reading smaps", e2.msg);
+		proc_free_maps(d->vmas, d->nvmas);
+		d->vmas = NULL;
+		d->nvmas = 0;
+		r = proc_parse_maps(d->pid, true, &d->vmas, &d->nvmas, err);
+	}
 	if (r == 0)
 		r = find_syscall_ip(d, err);
 	if (r == 0 && full)
-		r = collect_task(d, overlap && scratch_on_stack(d, &e2) == 0, err);
+		r = collect_task(d, scratch_on_stack(d, &e2) == 0, err);
 	if (overlap) {
 		int r2 = take_smaps(d, th, &job, r < 0 ? &e2 : err);
 		if (r == 0)
@@ -661,6 +676,7 @@ out:
 	if (r < 0 && made_dir)
 		rmdir(o->dir); /* only if still empty: a failed dump leaves nothing */
 	proc_free_maps(d.vmas, d.nvmas);
+	vmaflags_close(d.vf);
 	dz_free_all(&d);
 	return r;
 }

@@ -28,6 +28,7 @@ struct dump_ctx {
 	struct proc_stat stat;
 	struct proc_vma *vmas;
 	size_t nvmas;
+	struct vmaflags *vf; /* VmFlags without smaps, if BPF is there */
 	int dirfd;        /* the partial directory */
 	struct arena_block *arena;
 

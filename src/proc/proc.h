@@ -60,6 +60,17 @@ int proc_parse_maps(pid_t pid, bool with_flags, struct proc_vma **vmas, size_t *
 		    struct ferry_err *err);
 void proc_free_maps(struct proc_vma *vmas, size_t n);
 
+/*
+ * VmFlags without smaps' page walk (vmaflags.c): open before the freeze,
+ * then fill the vmflags of what /proc/PID/maps gave, read during the freeze.
+ * ESTALE: what the reader saw disagrees with vmas (or has flags it does not
+ * know); ENOTSUP: no BPF here. Either way smaps is the answer.
+ */
+struct vmaflags;
+int vmaflags_open(pid_t pid, struct vmaflags **out, struct ferry_err *err);
+int vmaflags_read(struct vmaflags *v, struct proc_vma *vmas, size_t n, struct ferry_err *err);
+void vmaflags_close(struct vmaflags *v);
+
 struct proc_status {
 	char name[64];
 	char state;            /* R, S, D, T, t, Z, ... */

@@ -872,6 +872,90 @@ static void real_missing_pid_reports_the_path(void **state)
 	assert_msg_has(&err, "/proc/1073741823/status");
 }
 
+
+/*
+ * The BPF VmFlags reader against smaps, on a child whose mappings carry the
+ * flags ferry restores (and a few it must see): the same bits for every one.
+ */
+static void child_with_flagged_mappings(int ready)
+{
+	const size_t len = 4 * 4096;
+	static const int advice[] = {MADV_DONTFORK, MADV_DONTDUMP, MADV_HUGEPAGE,
+				     MADV_NOHUGEPAGE, MADV_WIPEONFORK, MADV_SEQUENTIAL,
+				     MADV_RANDOM};
+	uint8_t *p;
+
+	for (size_t i = 0; i < sizeof(advice) / sizeof(advice[0]); i++) {
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p != MAP_FAILED)
+			madvise(p, len, advice[i]);
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p != MAP_FAILED)
+		mlock(p, 4096); /* a locked VMA beside an unlocked one */
+	mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+	mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	mmap(NULL, len, PROT_EXEC | PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (write(ready, "r", 1) != 1)
+		_exit(1);
+	pause();
+	_exit(0);
+}
+
+static void real_vmaflags_agree_with_smaps(void **state)
+{
+	struct ferry_err err = {0};
+	struct proc_vma *m, *sm;
+	struct vmaflags *vf;
+	size_t n, sn;
+	int pipefd[2];
+	char c;
+
+	assert_int_equal(pipe(pipefd), 0);
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		child_with_flagged_mappings(pipefd[1]);
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	if (vmaflags_open(child, &vf, &err) < 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		print_message("SKIP: no BPF vma flags reader here: %s\n", err.msg);
+		skip();
+	}
+	int r = proc_parse_maps(child, false, &m, &n, &err);
+	if (r == 0)
+		r = vmaflags_read(vf, m, n, &err);
+	if (r == 0)
+		r = proc_parse_maps(child, true, &sm, &sn, &err);
+	vmaflags_close(vf);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	if (r < 0) {
+		proc_free_maps(m, n);
+		fail_msg("%s", err.msg);
+	}
+	assert_int_equal(n, sn);
+	uint32_t seen = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t want = sm[i].vmflags & ~VMF_UNKNOWN;
+		seen |= m[i].vmflags;
+		if (m[i].start != sm[i].start || m[i].vmflags != want)
+			fail_msg("%#llx-%#llx %s: BPF says %#x, smaps %#x",
+				 (unsigned long long)m[i].start, (unsigned long long)m[i].end,
+				 m[i].path ? m[i].path : "", m[i].vmflags, want);
+	}
+	/* not VMF_LO: under ASan mlock does nothing */
+	const uint32_t made = VMF_DC | VMF_DD | VMF_WF | VMF_GD | VMF_SH | VMF_NR;
+	assert_int_equal(seen & made, made);
+	proc_free_maps(m, n);
+	proc_free_maps(sm, sn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -905,6 +989,7 @@ int main(void)
 	    cmocka_unit_test(auxv_stops_at_at_null_and_rejects_its_absence),
 	    cmocka_unit_test(real_self_maps_and_smaps_parse_and_hold_this_code),
 	    cmocka_unit_test(real_self_status_and_stat_parse_and_agree),
+	    cmocka_unit_test(real_vmaflags_agree_with_smaps),
 	    cmocka_unit_test(real_self_fdinfo_of_fd0_parses),
 	    cmocka_unit_test(real_self_threads_children_and_auxv),
 	    cmocka_unit_test(real_missing_pid_reports_the_path),
