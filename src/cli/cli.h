@@ -27,6 +27,7 @@ enum opt_bit {
 	OPT_NO_TRACK = 1 << 13,    /* --no-dirty-tracking */
 	OPT_AUTH_KEY = 1 << 14,
 	OPT_PREFETCH_AFTER = 1 << 15,
+	OPT_WAIT_IMAGES = 1 << 16, /* --wait-images SECONDS */
 };
 
 struct ferry_opts {
@@ -46,6 +47,7 @@ struct ferry_opts {
 	bool no_track;
 	const char *auth_key;
 	int prefetch_after_ms;
+	int wait_images_s;
 	int verbosity;
 	const char *log_file;
 	/* non-option arguments */

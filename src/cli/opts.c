@@ -24,6 +24,7 @@ enum {
 	LO_NO_TRACK,
 	LO_AUTH_KEY,
 	LO_PREFETCH_AFTER,
+	LO_WAIT_IMAGES,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +45,7 @@ static const struct option long_opts[] = {
 	{"no-dirty-tracking", no_argument, NULL, LO_NO_TRACK},
 	{"auth-key", required_argument, NULL, LO_AUTH_KEY},
 	{"prefetch-after", required_argument, NULL, LO_PREFETCH_AFTER},
+	{"wait-images", required_argument, NULL, LO_WAIT_IMAGES},
 	{"log-file", required_argument, NULL, 'o'},
 	{"verbosity", optional_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -75,6 +77,7 @@ static unsigned opt_bit_of(int c)
 	case LO_NO_TRACK: return OPT_NO_TRACK;
 	case LO_AUTH_KEY: return OPT_AUTH_KEY;
 	case LO_PREFETCH_AFTER: return OPT_PREFETCH_AFTER;
+	case LO_WAIT_IMAGES: return OPT_WAIT_IMAGES;
 	default: return 0;
 	}
 }
@@ -129,6 +132,11 @@ int opts_parse(const char *cmd, int argc, char **argv, unsigned allowed, const c
 			if (parse_int(optarg, 0, 3600000, &v) < 0)
 				return bad(cmd, "--prefetch-after needs milliseconds (0 to 3600000)");
 			o->prefetch_after_ms = v;
+			break;
+		case LO_WAIT_IMAGES:
+			if (parse_int(optarg, 1, 86400, &v) < 0)
+				return bad(cmd, "--wait-images needs seconds (1 to 86400)");
+			o->wait_images_s = v;
 			break;
 		case 'o': o->log_file = optarg; break;
 		case 'v':

@@ -9,11 +9,13 @@
 #include "cli/cli.h"
 #include "lazy/lazy.h"
 #include "restore/restore.h"
+#include "core/image.h"
 
 static const char help[] =
 	"usage: ferry restore -D DIR [-d|--restore-detached] [--pidfile FILE] [--shell-job]\n"
 	"                     [--lazy-pages [--page-server --address SRC --port N\n"
-	"                     [--auth-key FILE] [--prefetch-after MS]]] [-v 0-4] [-o LOG]\n"
+	"                     [--auth-key FILE] [--prefetch-after MS]]] [--wait-images SECS]\n"
+	"                     [-v 0-4] [-o LOG]\n"
 	"\n"
 	"Recreate the process saved in the image directory DIR, with its pid.\n"
 	"Without -d, ferry stays its parent, waits, and exits with its exit status\n"
@@ -29,6 +31,9 @@ static const char help[] =
 	"                            the pages from the source at --address and --port\n"
 	"                            (the shortest downtime: one command, no handshake)\n"
 	"      --auth-key FILE, --prefetch-after MS   passed on to the daemon\n"
+	"      --wait-images SECS    start before the dump has finished: wait up to SECS\n"
+	"                            seconds for DIR to be complete, then restore at once\n"
+	"                            (ferry's start is then not part of the downtime)\n"
 	"  -v N                      log level 0 (errors) .. 4 (trace)\n"
 	"  -o, --log-file FILE       write the log to FILE\n";
 
@@ -42,7 +47,7 @@ int cmd_restore(int argc, char **argv)
 	r = opts_parse("restore", argc, argv,
 		       OPT_DIR | OPT_DETACHED | OPT_PIDFILE | OPT_SHELL_JOB | OPT_LAZY |
 			       OPT_PAGE_SERVER | OPT_ADDRESS | OPT_PORT | OPT_AUTH_KEY |
-			       OPT_PREFETCH_AFTER,
+			       OPT_PREFETCH_AFTER | OPT_WAIT_IMAGES,
 		       help, &o);
 	if (r)
 		return r > 0 ? 0 : 2;
@@ -57,6 +62,10 @@ int cmd_restore(int argc, char **argv)
 	struct restore_opts ro = {.dir = o.dir, .shell_job = o.shell_job, .detached = o.detached};
 	struct lazy_client lc = {.fd = -1};
 	ferry_err_clear(&err);
+	if (o.wait_images_s && img_wait_complete(o.dir, o.wait_images_s * 1000, &err) < 0) {
+		cli_error("restore", &err);
+		return 1;
+	}
 	if (o.lazy) {
 		struct lazy_daemon_opts lo = {.dir = o.dir, .remote = true,
 					      .address = o.address ? o.address : "127.0.0.1",

@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -231,4 +235,57 @@ int img_pages_check_hdr(int fd, const char *name, uint64_t *data_len, struct fer
 				  name, (unsigned long long)*data_len,
 				  (long long)st.st_size - FERRY_PAGES_DATA_OFF);
 	return 0;
+}
+
+/*
+ * Watch dir itself once it exists, its parent until then; look after each
+ * watch is in place, so that nothing published meanwhile is missed.
+ */
+int img_wait_complete(const char *dir, int timeout_ms, struct ferry_err *err)
+{
+	char inv[PATH_MAX], parent[PATH_MAX];
+	uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000;
+	int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK), wd = -1;
+	bool watching_dir = false;
+	int r = 0;
+
+	if (in < 0)
+		return ferry_fail_errno(err, "wait for the images in %s: inotify", dir);
+	snprintf(inv, sizeof(inv), "%s/inventory.img", dir);
+	snprintf(parent, sizeof(parent), "%s", dir);
+	dirname(parent);
+	for (;;) {
+		if (access(inv, F_OK) == 0)
+			break;
+		bool dir_there = access(dir, F_OK) == 0;
+		if (wd < 0 || dir_there != watching_dir) {
+			if (wd >= 0)
+				inotify_rm_watch(in, wd);
+			wd = inotify_add_watch(in, dir_there ? dir : parent,
+					       IN_CREATE | IN_MOVED_TO | IN_ONLYDIR);
+			if (wd < 0) {
+				r = ferry_fail_errno(err, "wait for the images in %s: watch %s", dir,
+						     dir_there ? dir : parent);
+				break;
+			}
+			watching_dir = dir_there;
+			continue; /* look again now that the watch is there */
+		}
+		uint64_t now = mono_ns();
+		if (now >= deadline) {
+			r = ferry_fail(err, ETIMEDOUT, "no complete image in %s after %d s", dir,
+				       timeout_ms / 1000);
+			break;
+		}
+		struct pollfd p = {in, POLLIN, 0};
+		if (poll(&p, 1, (int)((deadline - now + 999999) / 1000000)) < 0 && errno != EINTR) {
+			r = ferry_fail_errno(err, "wait for the images in %s", dir);
+			break;
+		}
+		char buf[4096];
+		while (read(in, buf, sizeof(buf)) > 0)
+			;
+	}
+	close(in);
+	return r;
 }

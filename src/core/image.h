@@ -106,4 +106,11 @@ int img_pages_check_hdr(int fd, const char *name, uint64_t *data_len, struct fer
 /* Image names. */
 void img_name(char *buf, size_t size, const char *prefix, unsigned id);
 
+/*
+ * Wait up to timeout_ms until the image directory dir is complete: a dump
+ * publishes inventory.img last, so its appearance means every image is there.
+ * dir need not exist yet. ETIMEDOUT (with dir in the message) if it is not.
+ */
+int img_wait_complete(const char *dir, int timeout_ms, struct ferry_err *err);
+
 #endif
