@@ -62,17 +62,26 @@ int cmd_restore(int argc, char **argv)
 	struct restore_opts ro = {.dir = o.dir, .shell_job = o.shell_job, .detached = o.detached};
 	struct lazy_client lc = {.fd = -1};
 	ferry_err_clear(&err);
-	if (o.wait_images_s && img_wait_complete(o.dir, o.wait_images_s * 1000, &err) < 0) {
+	/* a daemon of our own is started first and waits for the images too, a
+	 * second longer than we do: our giving up ends its wait */
+	int wait_ms = o.wait_images_s * 1000;
+	if (o.lazy && o.page_server) {
+		struct lazy_daemon_opts lo = {.dir = o.dir, .remote = true,
+					      .address = o.address ? o.address : "127.0.0.1",
+					      .port = o.port, .auth_key = o.auth_key, .ready_fd = -1,
+					      .client_fd = -1, .prefetch_after_ms = o.prefetch_after_ms,
+					      .wait_images_ms = wait_ms ? wait_ms + 1000 : 0};
+		if (lazy_client_spawn(&lo, &lc, &err) < 0) {
+			cli_error("restore", &err);
+			return 1;
+		}
+	}
+	if (wait_ms && img_wait_complete(o.dir, wait_ms, -1, &err) < 0) {
 		cli_error("restore", &err);
 		return 1;
 	}
 	if (o.lazy) {
-		struct lazy_daemon_opts lo = {.dir = o.dir, .remote = true,
-					      .address = o.address ? o.address : "127.0.0.1",
-					      .port = o.port, .auth_key = o.auth_key, .ready_fd = -1,
-					      .client_fd = -1, .prefetch_after_ms = o.prefetch_after_ms};
-		if ((o.page_server ? lazy_client_spawn(&lo, &lc, &err)
-				   : lazy_client_connect(o.dir, &lc, &err)) < 0) {
+		if (!o.page_server && lazy_client_connect(o.dir, &lc, &err) < 0) {
 			cli_error("restore", &err);
 			return 1;
 		}

@@ -241,7 +241,7 @@ int img_pages_check_hdr(int fd, const char *name, uint64_t *data_len, struct fer
  * Watch dir itself once it exists, its parent until then; look after each
  * watch is in place, so that nothing published meanwhile is missed.
  */
-int img_wait_complete(const char *dir, int timeout_ms, struct ferry_err *err)
+int img_wait_complete(const char *dir, int timeout_ms, int cancel_fd, struct ferry_err *err)
 {
 	char inv[PATH_MAX], parent[PATH_MAX];
 	uint64_t deadline = mono_ns() + (uint64_t)timeout_ms * 1000000;
@@ -277,9 +277,15 @@ int img_wait_complete(const char *dir, int timeout_ms, struct ferry_err *err)
 				       timeout_ms / 1000);
 			break;
 		}
-		struct pollfd p = {in, POLLIN, 0};
-		if (poll(&p, 1, (int)((deadline - now + 999999) / 1000000)) < 0 && errno != EINTR) {
+		struct pollfd p[2] = {{in, POLLIN, 0}, {cancel_fd, POLLIN, 0}};
+		if (poll(p, cancel_fd >= 0 ? 2 : 1, (int)((deadline - now + 999999) / 1000000)) < 0 &&
+		    errno != EINTR) {
 			r = ferry_fail_errno(err, "wait for the images in %s", dir);
+			break;
+		}
+		if (cancel_fd >= 0 && p[1].revents) {
+			r = ferry_fail(err, ECANCELED, "waiting for the images in %s: given up",
+				       dir);
 			break;
 		}
 		char buf[4096];

@@ -109,8 +109,9 @@ void img_name(char *buf, size_t size, const char *prefix, unsigned id);
 /*
  * Wait up to timeout_ms until the image directory dir is complete: a dump
  * publishes inventory.img last, so its appearance means every image is there.
- * dir need not exist yet. ETIMEDOUT (with dir in the message) if it is not.
+ * dir need not exist yet. ETIMEDOUT (with dir in the message) if it is not;
+ * ECANCELED as soon as cancel_fd (-1: none) is readable or hung up.
  */
-int img_wait_complete(const char *dir, int timeout_ms, struct ferry_err *err);
+int img_wait_complete(const char *dir, int timeout_ms, int cancel_fd, struct ferry_err *err);
 
 #endif

@@ -1151,9 +1151,12 @@ int lazy_daemon(const struct lazy_daemon_opts *o, struct ferry_err *err)
 	if (!d->buf || !d->bbuf || !d->zeros || d->ep < 0)
 		r = ferry_fail_errno(err, "lazy-pages daemon");
 	else
-		r = load_images(d, err);
-	if (r == 0)
 		r = start_guardian(d, err);
+	/* started ahead of the dump: what can be done without images is done */
+	if (r == 0 && o->wait_images_ms)
+		r = img_wait_complete(o->dir, o->wait_images_ms, o->client_fd, err);
+	if (r == 0)
+		r = load_images(d, err);
 	if (r == 0 && o->remote)
 		r = connect_source(d, err);
 	if (r == 0 && o->client_fd >= 0) {
@@ -1278,7 +1281,10 @@ int lazy_client_spawn(const struct lazy_daemon_opts *o, struct lazy_client *c,
 		lo.client_fd = sv[1];
 		lo.ready_fd = -1;
 		ferry_err_clear(&e);
-		if (lazy_daemon(&lo, &e) < 0) {
+		int r = lazy_daemon(&lo, &e);
+		if (r == -ECANCELED) /* the restore gave up waiting and said why */
+			_exit(1);
+		if (r < 0) {
 			pr_err("lazy-pages: %s", e.msg);
 			fprintf(stderr, "ferry lazy-pages: %s\n", e.msg);
 			_exit(1);

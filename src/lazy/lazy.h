@@ -63,6 +63,7 @@ struct lazy_daemon_opts {
 	int client_fd;        /* a socket to the restore, instead of listening on
 				 DIR/lazy-pages.sock (-1: listen) */
 	int prefetch_after_ms; /* background transfer starts this long after the process runs */
+	int wait_images_ms;   /* wait this long for dir to be complete (0: it is) */
 };
 
 int lazy_daemon(const struct lazy_daemon_opts *o, struct ferry_err *err);
