@@ -252,7 +252,9 @@ int mem_plan_areas(pid_t pid, const struct mem_area *areas, size_t n, const Page
  * (process_vm_readv, /proc/PID/mem for what that cannot read) while a writer
  * thread hands the other slot's runs and data to the sink, so reading and
  * writing overlap. Each slot holds at most DUMP_BUF_SIZE bytes: the dumper's
- * memory does not depend on the target's size.
+ * memory does not depend on the target's size. With less data than one slot
+ * (a lazy dump, a quiet pre-copy round) there is nothing to overlap: the
+ * calling thread writes too, from one buffer of the size needed.
  */
 #define SLOT_RUNS 1024
 
@@ -271,6 +273,8 @@ struct mover {
 	pid_t pid;
 	int mem_fd;
 	bool target_runs;
+	bool inline_write; /* little data: no writer thread, one slot */
+	size_t buf_size;
 	struct page_xfer *x;
 	struct mem_stats *st;
 	struct slot slot[2];
@@ -304,6 +308,21 @@ static int read_slow(struct mover *m, struct slot *s, size_t got, struct ferry_e
 	return 0;
 }
 
+/* A slot's runs, then its data, to the sink. */
+static int write_slot(struct mover *m, const struct slot *s, struct ferry_err *err)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < s->nruns; i++)
+		r = xfer_add_run(m->x, s->runs[i].vaddr, s->runs[i].nr_pages, s->runs[i].flags,
+				 err);
+	if (r == 0 && s->used && m->x->takes_hash)
+		r = xfer_write_hashed(m->x, s->buf, s->used, s->xxh3, err);
+	else if (r == 0 && s->used)
+		r = xfer_write(m->x, s->buf, s->used, err);
+	return r;
+}
+
 static void *writer(void *arg)
 {
 	struct mover *m = arg;
@@ -318,13 +337,8 @@ static void *writer(void *arg)
 		if (!have)
 			return NULL;
 		int r = m->werr;
-		for (size_t i = 0; r == 0 && i < s->nruns; i++)
-			r = xfer_add_run(m->x, s->runs[i].vaddr, s->runs[i].nr_pages,
-					 s->runs[i].flags, &m->wmsg);
-		if (r == 0 && s->used && m->x->takes_hash)
-			r = xfer_write_hashed(m->x, s->buf, s->used, s->xxh3, &m->wmsg);
-		else if (r == 0 && s->used)
-			r = xfer_write(m->x, s->buf, s->used, &m->wmsg);
+		if (r == 0)
+			r = write_slot(m, s, &m->wmsg);
 		pthread_mutex_lock(&m->mu);
 		if (r < 0 && !m->werr)
 			m->werr = r;
@@ -354,6 +368,12 @@ static int submit(struct mover *m, struct ferry_err *err)
 		if (r == 0 && m->x->takes_hash)
 			s->xxh3 = XXH3_64bits(s->buf, s->used);
 		m->st->bytes_written += s->used;
+	}
+	if (m->inline_write) {
+		if (r == 0)
+			r = write_slot(m, s, err);
+		s->used = s->nruns = s->niov = 0;
+		return r;
 	}
 	pthread_mutex_lock(&m->mu);
 	if (r == 0)
@@ -386,12 +406,12 @@ static int add_run(struct mover *m, const struct plan_run *p, struct ferry_err *
 	}
 	while (len) {
 		struct slot *s = &m->slot[m->cur];
-		if (s->used == DUMP_BUF_SIZE || s->niov == BATCH_IOV || s->nruns == SLOT_RUNS) {
+		if (s->used == m->buf_size || s->niov == BATCH_IOV || s->nruns == SLOT_RUNS) {
 			if ((r = submit(m, err)) < 0)
 				return r;
 			s = &m->slot[m->cur];
 		}
-		uint64_t take = len < DUMP_BUF_SIZE - s->used ? len : DUMP_BUF_SIZE - s->used;
+		uint64_t take = len < m->buf_size - s->used ? len : m->buf_size - s->used;
 		s->runs[s->nruns++] = (struct plan_run){addr, take / PAGE_SIZE, FERRY_PR_PRESENT};
 		s->remote[s->niov].iov_base = (void *)addr;
 		s->remote[s->niov].iov_len = take;
@@ -419,15 +439,23 @@ int mem_transfer(pid_t pid, const struct mem_plan *plan, bool target_runs, struc
 	m->target_runs = target_runs;
 	pthread_mutex_init(&m->mu, NULL);
 	pthread_cond_init(&m->cv, NULL);
-	m->slot[0].buf = malloc(DUMP_BUF_SIZE);
-	m->slot[1].buf = malloc(DUMP_BUF_SIZE);
+	/* a lazy dump, or a round where little changed: nothing to overlap, and
+	 * a thread and two large buffers would cost more than the copy */
+	uint64_t present = 0;
+	for (size_t i = 0; i < plan->n; i++)
+		if (plan->runs[i].flags & FERRY_PR_PRESENT)
+			present += plan->runs[i].nr_pages * PAGE_SIZE;
+	m->inline_write = present < DUMP_BUF_SIZE;
+	m->buf_size = m->inline_write ? (present ? present : PAGE_SIZE) : DUMP_BUF_SIZE;
+	m->slot[0].buf = malloc(m->buf_size);
+	m->slot[1].buf = m->inline_write ? NULL : malloc(m->buf_size);
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	m->mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (!m->slot[0].buf || !m->slot[1].buf)
+	if (!m->slot[0].buf || (!m->inline_write && !m->slot[1].buf))
 		r = ferry_fail(err, ENOMEM, "dump buffers");
 	else if (m->mem_fd < 0)
 		r = ferry_fail_errno(err, "open %s", path);
-	else if ((r = -pthread_create(&wt, NULL, writer, m)) < 0)
+	else if (!m->inline_write && (r = -pthread_create(&wt, NULL, writer, m)) < 0)
 		ferry_fail(err, -r, "start the writer thread");
 	if (r < 0)
 		goto out;
@@ -435,6 +463,8 @@ int mem_transfer(pid_t pid, const struct mem_plan *plan, bool target_runs, struc
 		r = add_run(m, &plan->runs[i], err);
 	if (r == 0)
 		r = submit(m, err);
+	if (m->inline_write)
+		goto out;
 	pthread_mutex_lock(&m->mu);
 	while (r == 0 && (m->slot[0].full || m->slot[1].full))
 		pthread_cond_wait(&m->cv, &m->mu);
