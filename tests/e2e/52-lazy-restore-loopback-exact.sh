@@ -104,6 +104,31 @@ lazy_restore()
 	fi
 }
 
+# lazy_one_command_check: after `ferry restore --lazy-pages --page-server -d`
+# (its daemon is its child left running, logging into restore.log): the
+# restored process runs its steps, the daemon exits once every page arrived,
+# the dump exits 0, and every page is exact.
+lazy_one_command_check()
+{
+	RESTORED_PID=$(tr -d '[:space:]' <"$T/restore.pid")
+	track_pid "$RESTORED_PID"
+	RESTORED_INIT=$(proc_ppid "$RESTORED_PID")
+	track_pid "$RESTORED_INIT"
+	LAZY_PID=$(pgrep -f -- "restore -D $IMG --lazy-pages --page-server" | head -n 1)
+	[ -n "$LAZY_PID" ] || fail "no lazy-pages daemon runs after ferry restore --page-server returned"
+	track_pid "$LAZY_PID"
+	grep -q 'handed over' "$T/restore.log" || fail "the restore's log does not show the handover"
+	lazy_step_run
+	"$WL/pidwait" "$LAZY_PID" 60 >/dev/null 2>&1 || fail "the daemon still runs 60 s after the restore"
+	grep -q 'all pages arrived' "$T/restore.log" ||
+		fail "the daemon exited before all pages arrived: $(grep -m1 'error: ' "$T/restore.log")"
+	"$WL/pidwait" "$DUMP_PID" 30 >/dev/null 2>&1 || fail "the dump still runs after every page arrived"
+	wait "$DUMP_PID" || fail "ferry dump --lazy-pages exited non-zero: $(tail -n 3 "$T/dump.err")"
+	"$WL/pidwait" "$SRC_PID" 10 >/dev/null 2>&1 || fail "the frozen source $SRC_PID still exists"
+	wl_expect_pass "$RESTORED_PID" "$OUT"
+	say "$(grep -m1 'all pages arrived' "$T/restore.log" | sed 's/^([0-9.]*) info: //')"
+}
+
 # lazy_migrate ARGS...: lazyw ARGS... under ferry run, lazy dump, daemon,
 # restore: the restored process runs, its pages still on the source.
 lazy_migrate()

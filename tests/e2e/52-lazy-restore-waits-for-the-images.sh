@@ -30,18 +30,4 @@ wait_line "$T/restore.log" 'images checked|error: ' 1 &&
 pid_alive "$REST" || fail "ferry restore --wait-images did not wait: $(tail -n 3 "$T/restore.err")"
 lazy_dump_start
 wait "$REST" || fail "ferry restore --wait-images failed: $(tail -n 3 "$T/restore.err")"
-RESTORED_PID=$(tr -d '[:space:]' <"$T/restore.pid")
-track_pid "$RESTORED_PID"
-RESTORED_INIT=$(proc_ppid "$RESTORED_PID")
-track_pid "$RESTORED_INIT"
-LAZY_PID=$(pgrep -f -- "restore -D $IMG --lazy-pages --page-server" | head -n 1)
-[ -n "$LAZY_PID" ] || fail "no lazy-pages daemon runs after ferry restore --wait-images returned"
-track_pid "$LAZY_PID"
-lazy_step_run
-"$WL/pidwait" "$LAZY_PID" 60 >/dev/null 2>&1 || fail "the daemon still runs 60 s after the restore"
-grep -q 'all pages arrived' "$T/restore.log" ||
-	fail "the daemon exited before all pages arrived: $(grep -m1 'error: ' "$T/restore.log")"
-"$WL/pidwait" "$DUMP_PID" 30 >/dev/null 2>&1 || fail "the dump still runs after every page arrived"
-wait "$DUMP_PID" || fail "ferry dump --lazy-pages exited non-zero: $(tail -n 3 "$T/dump.err")"
-wl_expect_pass "$RESTORED_PID" "$OUT"
-say "$(grep -m1 'all pages arrived' "$T/restore.log" | sed 's/^([0-9.]*) info: //')"
+lazy_one_command_check
