@@ -800,6 +800,59 @@ static int probe_vdso_layout(char *msg)
 	return 0;
 }
 
+/* The BPF VmFlags reader against smaps, on a child of ours that waits (our
+ * own mappings would change under the probe as it allocates). */
+static int probe_vma_flags(char *msg)
+{
+	struct ferry_err err = {0};
+	struct proc_vma *m = NULL, *sm = NULL;
+	struct vmaflags *vf = NULL;
+	size_t n = 0, sn = 0;
+	int ready[2], r;
+	char c;
+
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return fail_msg(msg, "pipe");
+	pid_t child = fork();
+	if (child == 0) {
+		close(ready[0]);
+		if (write(ready[1], "r", 1) == 1)
+			pause();
+		_exit(0);
+	}
+	close(ready[1]);
+	r = child < 0 ? -errno : read(ready[0], &c, 1) == 1 ? 0 : -EIO;
+	close(ready[0]);
+	if (r == 0)
+		r = vmaflags_open(child, &vf, &err);
+	else
+		ferry_fail(&err, -r, "start a child to probe");
+	if (r == 0)
+		r = proc_parse_maps(child, false, &m, &n, &err);
+	if (r == 0)
+		r = vmaflags_read(vf, m, n, &err);
+	if (r == 0)
+		r = proc_parse_maps(child, true, &sm, &sn, &err);
+	vmaflags_close(vf);
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (n != sn || m[i].vmflags != (sm[i].vmflags & ~VMF_UNKNOWN))
+			r = ferry_fail(&err, EPROTO, "it disagrees with smaps at %#llx",
+				       (unsigned long long)m[i].start);
+	if (r == 0)
+		snprintf(msg, PROBE_MSG, "%zu mappings, as smaps shows them, without its page walk",
+			 n);
+	else
+		snprintf(msg, PROBE_MSG, "%.200s (dumps read /proc/PID/smaps: a longer freeze)",
+			 err.msg);
+	proc_free_maps(m, n);
+	proc_free_maps(sm, sn);
+	return r < 0 ? -r : 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* the table                                                                */
 
@@ -841,6 +894,9 @@ static const struct feature features[] = {
 	{"PR_SET_MM_MAP", true, probe_mm_map,
 	 "a kernel with CONFIG_CHECKPOINT_RESTORE=y, run as root"},
 	{"vDSO layout", false, probe_vdso_layout, "a kernel that maps a vDSO (vdso=1)"},
+	{"BPF VmFlags reader", false, probe_vma_flags,
+	 "build ferry with clang, bpftool and libbpf-dev installed; run as root (CAP_BPF, "
+	 "CAP_PERFMON); a kernel with CONFIG_DEBUG_INFO_BTF=y (Linux 6.1 or later)"},
 };
 
 #define NAME_WIDTH 28

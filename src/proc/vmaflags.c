@@ -4,9 +4,9 @@
  * smaps is the only file that shows them, and it walks every page table to
  * count the pages it prints alongside: 10-20 ms for 1 GiB of 4 KiB pages, in
  * the middle of a dump's freeze. A BPF task_vma iterator (bpf/vma_flags.bpf.c)
- * reads vm_flags straight from the VMA tree instead. Loading it (the kernel's
- * BTF is parsed for it) takes milliseconds, so it is done before the freeze;
- * reading it afterwards takes microseconds.
+ * reads vm_flags straight from the VMA tree instead. Loading it (the kernel
+ * relocates it against its own BTF) takes milliseconds, so it is done before
+ * the freeze; reading it afterwards takes microseconds.
  *
  * What it reads is trusted only when it agrees with /proc/PID/maps read in the
  * same freeze: the same mappings, and the kernel's VM_READ/WRITE/EXEC/SHARED
@@ -35,8 +35,9 @@ struct vmaflags {
 	int link_fd;
 };
 
-/* The kernel's vm_flags bits (include/linux/mm.h, unchanged since 4.x for
- * these) and the smaps mnemonic each one stands for. */
+/* The kernel's vm_flags bits (include/linux/mm.h; the same numbers from 5.7,
+ * when VM_UFFD_WP took bit 12, to 6.18) and the smaps mnemonic each one
+ * stands for. tests/unit/test_proc.c checks them against smaps here. */
 static const struct {
 	uint64_t bit;
 	uint32_t vmf;
@@ -178,12 +179,12 @@ int vmaflags_read(struct vmaflags *v, struct proc_vma *vmas, size_t n, struct fe
 	return 0;
 }
 
-#else /* no libbpf at build time: smaps it is */
+#else /* built without clang, bpftool or libbpf's headers: smaps it is */
 
 int vmaflags_open(pid_t pid, struct vmaflags **out, struct ferry_err *err)
 {
 	*out = NULL;
-	return ferry_fail(err, ENOTSUP, "ferry was built without libbpf");
+	return ferry_fail(err, ENOTSUP, "ferry was built without its BPF reader");
 }
 
 void vmaflags_close(struct vmaflags *v)
@@ -192,7 +193,7 @@ void vmaflags_close(struct vmaflags *v)
 
 int vmaflags_read(struct vmaflags *v, struct proc_vma *vmas, size_t n, struct ferry_err *err)
 {
-	return ferry_fail(err, ENOTSUP, "ferry was built without libbpf");
+	return ferry_fail(err, ENOTSUP, "ferry was built without its BPF reader");
 }
 
 #endif
