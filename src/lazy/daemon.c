@@ -99,6 +99,7 @@ struct daemon {
 	int bulk_in_flight;
 	uint64_t window;
 	uint8_t *buf;   /* the main thread's answers */
+	struct wire_reader urd; /* the urgent connection's answers */
 	uint8_t *bbuf;  /* the pull thread's answers */
 	uint8_t *zeros; /* WIN_MAX zero bytes */
 	pthread_mutex_t mu;
@@ -441,26 +442,34 @@ static void answer_done(struct daemon *d, struct req *q, uint64_t got)
 static int recv_answer(struct daemon *d, int fd, uint8_t *buf, struct ferry_err *err)
 {
 	bool main_thread = fd != d->conn[1];
+	const uint8_t *data = buf;
 	struct wire_msg m;
-	int r = wire_recv_msg(fd, &m, 30000, false, d->peer, err);
+	int r;
 
+	if (main_thread) {
+		/* a fault's answer and its page in one receive (data: in the reader) */
+		r = wire_reader_next(&d->urd, fd, &m, &data, 30000, false, d->peer, err);
+	} else {
+		r = wire_recv_msg(fd, &m, 30000, false, d->peer, err);
+		uint64_t len = r == 0 ? wire_data_len(&m) : 0;
+		if (len > WIRE_MAX_DATA_PAGES * (uint64_t)PAGE_SIZE)
+			return ferry_refuse(err, EPROTO, "%s: answer too large", d->peer);
+		if (len)
+			r = wire_recv(fd, buf, len, 30000, false, d->peer, err);
+	}
 	if (r < 0)
 		return r;
 	switch (m.h.type) {
 	case WT_PAGES: {
 		uint64_t len = wire_data_len(&m);
-		if (len > WIRE_MAX_DATA_PAGES * (uint64_t)PAGE_SIZE)
-			return ferry_refuse(err, EPROTO, "%s: answer too large", d->peer);
-		if (len)
-			r = wire_recv(fd, buf, len, 30000, false, d->peer, err);
-		if (r == 0 && len && !main_thread)
-			r = deliver_locked(d, false, m.u.pages.vaddr, len, buf, err);
+		if (len && !main_thread)
+			r = deliver_locked(d, false, m.u.pages.vaddr, len, data, err);
 		if (r < 0)
 			return r;
 		lock_any(d, main_thread);
 		struct req *q = find_req(d, m.h.id);
 		if (len && main_thread) {
-			r = deliver(d, m.u.pages.vaddr, len, buf, err);
+			r = deliver(d, m.u.pages.vaddr, len, data, err);
 		} else if (!len) {
 			/* zero kind: nothing to fetch, the pages read as zeros; never
 			 * more than was asked: a hostile count must not spin here */
@@ -1109,6 +1118,9 @@ static int loop(struct daemon *d, struct ferry_err *err)
 				pthread_mutex_unlock(&d->mu);
 			} else if (tag == 10) {
 				r = recv_answer(d, d->conn[0], d->buf, err);
+				/* more answers may have come in the same receive */
+				while (r == 0 && wire_reader_ready(&d->urd))
+					r = recv_answer(d, d->conn[0], d->buf, err);
 				if (r < 0)
 					ferry_wrap(err, "lost the source before every page arrived");
 			} else if (tag == 3) {
@@ -1148,7 +1160,9 @@ int lazy_daemon(const struct lazy_daemon_opts *o, struct ferry_err *err)
 	d->bbuf = malloc(WIRE_MAX_DATA_PAGES * PAGE_SIZE);
 	d->zeros = calloc(1, WIN_MAX);
 	d->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (!d->buf || !d->bbuf || !d->zeros || d->ep < 0)
+	int rd = wire_reader_init(&d->urd, WIRE_HDR_SIZE + WIRE_MAX_CTRL +
+						   WIRE_URGENT_PAGES * (size_t)PAGE_SIZE);
+	if (!d->buf || !d->bbuf || !d->zeros || d->ep < 0 || rd < 0)
 		r = ferry_fail_errno(err, "lazy-pages daemon");
 	else
 		r = start_guardian(d, err);
@@ -1202,6 +1216,7 @@ int lazy_daemon(const struct lazy_daemon_opts *o, struct ferry_err *err)
 	if (d->pull_kick >= 0)
 		close(d->pull_kick);
 	pthread_mutex_destroy(&d->mu);
+	wire_reader_free(&d->urd);
 	free(d->buf);
 	free(d->bbuf);
 	free(d->zeros);

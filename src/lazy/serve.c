@@ -57,6 +57,7 @@ struct server {
 		pthread_t th;
 		atomic_bool dead;
 		uint8_t *buf;
+		struct wire_reader rd;
 	} *u[MAX_CONNS];
 	int nu;
 	int wake; /* eventfd: an urgent thread ended */
@@ -141,13 +142,8 @@ static void *urgent_main(void *arg)
 	int r;
 
 	for (bool pinned = false;;) {
-		/* wait first: the receive then finds the request there */
-		struct pollfd pfd = {u->fd, POLLIN, 0};
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
-			r = ferry_fail_errno(&err, "wait for %s", u->peer);
-			break;
-		}
-		r = wire_recv_msg(u->fd, &m, -1, true, u->peer, &err);
+		const uint8_t *data; /* requests have none */
+		r = wire_reader_next(&u->rd, u->fd, &m, &data, -1, true, u->peer, &err);
 		if (r < 0)
 			break;
 		if (!pinned && m.h.type == WT_GET) {
@@ -182,7 +178,10 @@ static int start_urgent(struct server *s, int fd, const char *peer)
 {
 	struct uconn *u = calloc(1, sizeof(*u));
 
-	if (!u || !(u->buf = malloc(WIRE_URGENT_PAGES * PAGE_SIZE))) {
+	if (!u || !(u->buf = malloc(WIRE_URGENT_PAGES * PAGE_SIZE)) ||
+	    wire_reader_init(&u->rd, WIRE_HDR_SIZE + WIRE_MAX_CTRL) < 0) {
+		if (u)
+			free(u->buf);
 		free(u);
 		return -ENOMEM;
 	}
@@ -190,6 +189,7 @@ static int start_urgent(struct server *s, int fd, const char *peer)
 	u->fd = fd;
 	snprintf(u->peer, sizeof(u->peer), "%s", peer);
 	if (pthread_create(&u->th, NULL, urgent_main, u) != 0) {
+		wire_reader_free(&u->rd);
 		free(u->buf);
 		free(u);
 		return -EAGAIN;
@@ -210,6 +210,7 @@ static void reap_urgent(struct server *s, bool all)
 		pthread_join(u->th, NULL);
 		pr_info("lazy source: %s disconnected", u->peer);
 		close(u->fd);
+		wire_reader_free(&u->rd);
 		free(u->buf);
 		free(u);
 		s->u[i] = s->u[--s->nu];

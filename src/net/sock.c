@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -274,4 +275,112 @@ int wire_send_ok(int fd, uint32_t id, const char *peer, struct ferry_err *err)
 	struct wire_msg ok = {.h = {.type = WT_OK, .id = id}};
 
 	return wire_send_msg(fd, &ok, peer, err);
+}
+
+int wire_reader_init(struct wire_reader *r, size_t cap)
+{
+	r->buf = malloc(cap);
+	r->cap = cap;
+	r->start = r->end = 0;
+	return r->buf ? 0 : -ENOMEM;
+}
+
+void wire_reader_free(struct wire_reader *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+}
+
+/* The length of the whole message at the start of the buffer, 0 if its
+ * header is not all there yet; fills h. */
+static int buffered_len(const struct wire_reader *r, struct wire_hdr *h, size_t *total,
+			const char *peer, struct ferry_err *err)
+{
+	*total = 0;
+	if (r->end - r->start < WIRE_HDR_SIZE)
+		return 0;
+	if (wire_hdr_decode(r->buf + r->start, h, err) < 0)
+		return ferry_wrap(err, "from %s", peer);
+	*total = WIRE_HDR_SIZE + (size_t)h->len;
+	if (*total > r->cap)
+		return ferry_refuse(err, EPROTO, "%s sent %s of %u bytes: more than %zu here",
+				    peer, wire_type_name(h->type), h->len, r->cap - WIRE_HDR_SIZE);
+	return 0;
+}
+
+bool wire_reader_ready(const struct wire_reader *r)
+{
+	struct wire_hdr h;
+	struct ferry_err err;
+	size_t total;
+
+	return buffered_len(r, &h, &total, "", &err) < 0 ||
+	       (total && r->end - r->start >= total);
+}
+
+/* Receive more into the buffer: -ENODATA at an orderly EOF. */
+static int reader_fill(struct wire_reader *r, int fd, int timeout_ms, bool eof_ok,
+		       const char *peer, struct ferry_err *err)
+{
+	/* what is left of a message moves to the front: then any message fits */
+	if (r->start) {
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->end -= r->start;
+		r->start = 0;
+	}
+	for (;;) {
+		ssize_t got = recv(fd, r->buf + r->end, r->cap - r->end,
+				   timeout_ms < 0 ? 0 : MSG_DONTWAIT);
+		if (got > 0) {
+			r->end += got;
+			return 0;
+		}
+		if (got == 0) {
+			if (r->start == r->end && eof_ok)
+				return -ENODATA;
+			return ferry_refuse(err, ECONNRESET, "%s closed the connection %s", peer,
+					    r->start == r->end ? "unexpectedly"
+							       : "in the middle of a message");
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return ferry_fail_errno(err, "receive from %s", peer);
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int n = poll(&p, 1, timeout_ms);
+		if (n < 0 && errno != EINTR)
+			return ferry_fail_errno(err, "wait for %s", peer);
+		if (n == 0)
+			return ferry_refuse(err, ETIMEDOUT, "%s sent nothing for %d s: dropped as stalled",
+					    peer, timeout_ms / 1000);
+	}
+}
+
+int wire_reader_next(struct wire_reader *r, int fd, struct wire_msg *m, const uint8_t **data,
+		     int timeout_ms, bool eof_ok, const char *peer, struct ferry_err *err)
+{
+	size_t total;
+	int ret;
+
+	for (;;) {
+		ret = buffered_len(r, &m->h, &total, peer, err);
+		if (ret < 0)
+			return ret;
+		if (total && r->end - r->start >= total)
+			break;
+		ret = reader_fill(r, fd, timeout_ms, eof_ok && r->start == r->end, peer, err);
+		if (ret < 0)
+			return ret;
+	}
+	const uint8_t *payload = r->buf + r->start + WIRE_HDR_SIZE;
+	size_t fixed = wire_has_data(m->h.type) ? (size_t)wire_fixed_len(m->h.type) : m->h.len;
+	ret = wire_decode(m, payload, fixed, err);
+	if (ret < 0)
+		return ferry_wrap(err, "from %s", peer);
+	if (WIRE_HDR_SIZE + fixed + wire_data_len(m) != total)
+		return ferry_refuse(err, EPROTO, "%s sent %s whose length %u does not match its pages",
+				    peer, wire_type_name(m->h.type), m->h.len);
+	*data = payload + fixed;
+	r->start += total;
+	return 0;
 }

@@ -258,4 +258,28 @@ int wire_send_ok(int fd, uint32_t id, const char *peer, struct ferry_err *err);
 int wire_recv_msg(int fd, struct wire_msg *m, int timeout_ms, bool eof_ok, const char *peer,
 		  struct ferry_err *err);
 
+/*
+ * A reader for the latency-bound paths (a fault's request and its answer):
+ * one receive takes whatever the socket holds, whole messages are handed out
+ * from its buffer, so a request or a one-page answer costs one system call
+ * instead of two or three. Messages longer than the buffer are refused.
+ */
+struct wire_reader {
+	uint8_t *buf;
+	size_t cap, start, end; /* buffered bytes: buf[start..end) */
+};
+int wire_reader_init(struct wire_reader *r, size_t cap);
+void wire_reader_free(struct wire_reader *r);
+/*
+ * The next message on fd: header and fixed part decoded into m, its data
+ * (wire_data_len(m) bytes) at *data, inside the reader's buffer and valid
+ * until the next call. Receives only when no whole message is buffered:
+ * blocking with timeout_ms -1, else without waiting first and then at most
+ * timeout_ms. EOF between messages with eof_ok: -ENODATA.
+ */
+int wire_reader_next(struct wire_reader *r, int fd, struct wire_msg *m, const uint8_t **data,
+		     int timeout_ms, bool eof_ok, const char *peer, struct ferry_err *err);
+/* A whole message is buffered: poll would not say so. */
+bool wire_reader_ready(const struct wire_reader *r);
+
 #endif
