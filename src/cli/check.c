@@ -805,9 +805,9 @@ static int probe_vdso_layout(char *msg)
 static int probe_vma_flags(char *msg)
 {
 	struct ferry_err err = {0};
-	struct proc_vma *m = NULL, *sm = NULL;
 	struct vmaflags *vf = NULL;
-	size_t n = 0, sn = 0;
+	uint32_t seen;
+	size_t n = 0;
 	int ready[2], r;
 	char c;
 
@@ -828,28 +828,18 @@ static int probe_vma_flags(char *msg)
 	else
 		ferry_fail(&err, -r, "start a child to probe");
 	if (r == 0)
-		r = proc_parse_maps(child, false, &m, &n, &err);
-	if (r == 0)
-		r = vmaflags_read(vf, m, n, &err);
-	if (r == 0)
-		r = proc_parse_maps(child, true, &sm, &sn, &err);
+		r = vmaflags_check_smaps(vf, child, &n, &seen, &err);
 	vmaflags_close(vf);
 	if (child > 0) {
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 	}
-	for (size_t i = 0; r == 0 && i < n; i++)
-		if (n != sn || m[i].vmflags != (sm[i].vmflags & ~VMF_UNKNOWN))
-			r = ferry_fail(&err, EPROTO, "it disagrees with smaps at %#llx",
-				       (unsigned long long)m[i].start);
 	if (r == 0)
 		snprintf(msg, PROBE_MSG, "%zu mappings, as smaps shows them, without its page walk",
 			 n);
 	else
 		snprintf(msg, PROBE_MSG, "%.200s (dumps read /proc/PID/smaps: a longer freeze)",
 			 err.msg);
-	proc_free_maps(m, n);
-	proc_free_maps(sm, sn);
 	return r < 0 ? -r : 0;
 }
 

@@ -98,9 +98,8 @@ struct daemon {
 	uint32_t next_id;
 	int bulk_in_flight;
 	uint64_t window;
-	uint8_t *buf;   /* the main thread's answers */
+	uint8_t *buf;   /* the pull thread's answers; with no source, pages read from the image */
 	struct wire_reader urd; /* the urgent connection's answers */
-	uint8_t *bbuf;  /* the pull thread's answers */
 	uint8_t *zeros; /* WIN_MAX zero bytes */
 	pthread_mutex_t mu;
 	atomic_int main_waits; /* the main thread wants mu: the pull thread lets it go first */
@@ -435,14 +434,15 @@ static void answer_done(struct daemon *d, struct req *q, uint64_t got)
 }
 
 /*
- * One answer from the source on fd, into buf; takes the mutex itself. Urgent
- * answers (the main thread's; one page, or a few) are installed in one go
+ * One answer from the source on fd: the urgent connection's (the main
+ * thread's) through its reader, the pull connection's into buf; takes the
+ * mutex itself. Urgent answers (one page, or a few) are installed in one go
  * under one taking of the mutex; bulk ones a chunk at a time.
  */
-static int recv_answer(struct daemon *d, int fd, uint8_t *buf, struct ferry_err *err)
+static int recv_answer(struct daemon *d, int fd, struct ferry_err *err)
 {
 	bool main_thread = fd != d->conn[1];
-	const uint8_t *data = buf;
+	const uint8_t *data = d->buf;
 	struct wire_msg m;
 	int r;
 
@@ -455,7 +455,7 @@ static int recv_answer(struct daemon *d, int fd, uint8_t *buf, struct ferry_err 
 		if (len > WIRE_MAX_DATA_PAGES * (uint64_t)PAGE_SIZE)
 			return ferry_refuse(err, EPROTO, "%s: answer too large", d->peer);
 		if (len)
-			r = wire_recv(fd, buf, len, 30000, false, d->peer, err);
+			r = wire_recv(fd, d->buf, len, 30000, false, d->peer, err);
 	}
 	if (r < 0)
 		return r;
@@ -813,7 +813,7 @@ static int recv_handover(struct daemon *d, int c, struct ferry_err *err)
 	pthread_mutex_unlock(&d->mu);
 	/* no other thread yet: the requests cannot change under us */
 	while (r == 0 && fetch && d->conn[0] >= 0 && find_req(d, d->next_id))
-		r = recv_answer(d, d->conn[0], d->buf, err);
+		r = recv_answer(d, d->conn[0], err);
 	if (r < 0)
 		return r;
 	pr_info("lazy-pages: pid %d handed over, %zu lazy segments", pid, p->n);
@@ -836,7 +836,7 @@ static int pull(struct daemon *d, struct ferry_err *err)
 	int r = wire_send_msg(fd, &m, d->peer, err);
 
 	while (r == 0 && !d->committed) /* the source cannot resume from now on */
-		r = recv_answer(d, fd, d->bbuf, err);
+		r = recv_answer(d, fd, err);
 	if (r == 0 && d->o->prefetch_after_ms > 0) {
 		struct timespec ts = {d->o->prefetch_after_ms / 1000,
 				      (d->o->prefetch_after_ms % 1000) * 1000000L};
@@ -862,7 +862,7 @@ static int pull(struct daemon *d, struct ferry_err *err)
 			if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
 		}
-		r = recv_answer(d, fd, d->bbuf, err);
+		r = recv_answer(d, fd, err);
 	}
 	return r;
 }
@@ -1117,10 +1117,10 @@ static int loop(struct daemon *d, struct ferry_err *err)
 				kick_if_idle(d);
 				pthread_mutex_unlock(&d->mu);
 			} else if (tag == 10) {
-				r = recv_answer(d, d->conn[0], d->buf, err);
+				r = recv_answer(d, d->conn[0], err);
 				/* more answers may have come in the same receive */
 				while (r == 0 && wire_reader_ready(&d->urd))
-					r = recv_answer(d, d->conn[0], d->buf, err);
+					r = recv_answer(d, d->conn[0], err);
 				if (r < 0)
 					ferry_wrap(err, "lost the source before every page arrived");
 			} else if (tag == 3) {
@@ -1157,12 +1157,12 @@ int lazy_daemon(const struct lazy_daemon_opts *o, struct ferry_err *err)
 	d->pull_done = d->pull_kick = d->fault_cpu = -1;
 	pthread_mutex_init(&d->mu, NULL);
 	d->buf = malloc(WIRE_MAX_DATA_PAGES * PAGE_SIZE);
-	d->bbuf = malloc(WIRE_MAX_DATA_PAGES * PAGE_SIZE);
 	d->zeros = calloc(1, WIN_MAX);
 	d->ep = epoll_create1(EPOLL_CLOEXEC);
-	int rd = wire_reader_init(&d->urd, WIRE_HDR_SIZE + WIRE_MAX_CTRL +
-						   WIRE_URGENT_PAGES * (size_t)PAGE_SIZE);
-	if (!d->buf || !d->bbuf || !d->zeros || d->ep < 0 || rd < 0)
+	int rd = o->remote ? wire_reader_init(&d->urd, WIRE_HDR_SIZE + WIRE_MAX_CTRL +
+								  WIRE_URGENT_PAGES * (size_t)PAGE_SIZE)
+			   : 0;
+	if (!d->buf || !d->zeros || d->ep < 0 || rd < 0)
 		r = ferry_fail_errno(err, "lazy-pages daemon");
 	else
 		r = start_guardian(d, err);
@@ -1218,7 +1218,6 @@ int lazy_daemon(const struct lazy_daemon_opts *o, struct ferry_err *err)
 	pthread_mutex_destroy(&d->mu);
 	wire_reader_free(&d->urd);
 	free(d->buf);
-	free(d->bbuf);
 	free(d->zeros);
 	free(d);
 	return r;

@@ -219,13 +219,11 @@ static int recv_all(struct conn *c, uint8_t *buf, size_t len, struct ferry_err *
 		}
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return ferry_refuse(err, ETIMEDOUT, "%s sent nothing for %d s: dropped as stalled",
-					    c->peer, WIRE_IDLE_TIMEOUT_MS / 1000);
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) /* SO_RCVTIMEO */
+			return wire_stalled(c->peer, WIRE_IDLE_TIMEOUT_MS, err);
 		if (got < 0)
 			return ferry_fail_errno(err, "receive from %s", c->peer);
-		return ferry_refuse(err, ECONNRESET, "%s closed the connection in the middle of a message",
-				    c->peer);
+		return wire_closed(c->peer, true, err);
 	}
 	return 0;
 }

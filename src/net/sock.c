@@ -190,6 +190,29 @@ int wire_send(int fd, const void *buf, size_t len, const char *peer, struct ferr
 	return wire_sendv(fd, &iov, 1, peer, err);
 }
 
+int wire_stalled(const char *peer, int timeout_ms, struct ferry_err *err)
+{
+	return ferry_refuse(err, ETIMEDOUT, "%s sent nothing for %d s: dropped as stalled", peer,
+			    timeout_ms / 1000);
+}
+
+int wire_closed(const char *peer, bool mid_message, struct ferry_err *err)
+{
+	return ferry_refuse(err, ECONNRESET, "%s closed the connection %s", peer,
+			    mid_message ? "in the middle of a message" : "unexpectedly");
+}
+
+/* Wait up to timeout_ms (-1: forever) for fd to be readable (EINTR: 0, look again). */
+static int wait_readable(int fd, int timeout_ms, const char *peer, struct ferry_err *err)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int n = poll(&p, 1, timeout_ms);
+
+	if (n < 0 && errno != EINTR)
+		return ferry_fail_errno(err, "wait for %s", peer);
+	return n == 0 ? wire_stalled(peer, timeout_ms, err) : 0;
+}
+
 int wire_recv(int fd, void *buf, size_t len, int timeout_ms, bool eof_ok, const char *peer,
 	      struct ferry_err *err)
 {
@@ -199,16 +222,9 @@ int wire_recv(int fd, void *buf, size_t len, int timeout_ms, bool eof_ok, const 
 		/* take what is there; wait (bounded) only when nothing is */
 		ssize_t got = recv(fd, (char *)buf + done, len - done, MSG_DONTWAIT);
 		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd p = {.fd = fd, .events = POLLIN};
-			int r = poll(&p, 1, timeout_ms);
-			if (r < 0 && errno == EINTR)
-				continue;
+			int r = wait_readable(fd, timeout_ms, peer, err);
 			if (r < 0)
-				return ferry_fail_errno(err, "wait for %s", peer);
-			if (r == 0)
-				return ferry_refuse(err, ETIMEDOUT,
-						    "%s sent nothing for %d s: dropped as stalled",
-						    peer, timeout_ms / 1000);
+				return r;
 			continue;
 		}
 		if (got < 0) {
@@ -216,13 +232,8 @@ int wire_recv(int fd, void *buf, size_t len, int timeout_ms, bool eof_ok, const 
 				continue;
 			return ferry_fail_errno(err, "receive from %s", peer);
 		}
-		if (got == 0) {
-			if (done == 0 && eof_ok)
-				return -ENODATA;
-			return ferry_refuse(err, ECONNRESET,
-					    "%s closed the connection %s", peer,
-					    done ? "in the middle of a message" : "unexpectedly");
-		}
+		if (got == 0)
+			return done == 0 && eof_ok ? -ENODATA : wire_closed(peer, done, err);
 		done += got;
 	}
 	return 0;
@@ -336,23 +347,16 @@ static int reader_fill(struct wire_reader *r, int fd, int timeout_ms, bool eof_o
 			return 0;
 		}
 		if (got == 0) {
-			if (r->start == r->end && eof_ok)
-				return -ENODATA;
-			return ferry_refuse(err, ECONNRESET, "%s closed the connection %s", peer,
-					    r->start == r->end ? "unexpectedly"
-							       : "in the middle of a message");
+			bool mid = r->start != r->end;
+			return !mid && eof_ok ? -ENODATA : wire_closed(peer, mid, err);
 		}
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return ferry_fail_errno(err, "receive from %s", peer);
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int n = poll(&p, 1, timeout_ms);
-		if (n < 0 && errno != EINTR)
-			return ferry_fail_errno(err, "wait for %s", peer);
-		if (n == 0)
-			return ferry_refuse(err, ETIMEDOUT, "%s sent nothing for %d s: dropped as stalled",
-					    peer, timeout_ms / 1000);
+		int n = wait_readable(fd, timeout_ms, peer, err);
+		if (n < 0)
+			return n;
 	}
 }
 

@@ -238,6 +238,14 @@ void wire_peer_name(int fd, char *buf, size_t size);
 int wire_sendv(int fd, struct iovec *iov, int n, const char *peer, struct ferry_err *err);
 int wire_send(int fd, const void *buf, size_t len, const char *peer, struct ferry_err *err);
 /*
+ * The refusal of a peer that sent nothing for timeout_ms, and of one that
+ * closed the connection (mid_message: in the middle of a message): every
+ * receiver of the protocol says these in the same words.
+ */
+int wire_stalled(const char *peer, int timeout_ms, struct ferry_err *err);
+int wire_closed(const char *peer, bool mid_message, struct ferry_err *err);
+
+/*
  * Receive exactly len bytes, waiting at most timeout_ms (-1: forever) for
  * each piece. EOF before the first byte with eof_ok set returns -ENODATA
  * (an orderly end); anywhere else it is an error ("closed the connection").

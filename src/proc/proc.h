@@ -70,6 +70,14 @@ struct vmaflags;
 int vmaflags_open(pid_t pid, struct vmaflags **out, struct ferry_err *err);
 int vmaflags_read(struct vmaflags *v, struct proc_vma *vmas, size_t n, struct ferry_err *err);
 void vmaflags_close(struct vmaflags *v);
+/*
+ * The reader against smaps, on a process that does not change its mappings
+ * meanwhile (`ferry check`, the tests): 0 if both give every mapping the same
+ * flags, *n the mappings and *seen the union of their flags; EPROTO naming the
+ * first that differs.
+ */
+int vmaflags_check_smaps(struct vmaflags *v, pid_t pid, size_t *n, uint32_t *seen,
+			 struct ferry_err *err);
 
 struct proc_status {
 	char name[64];

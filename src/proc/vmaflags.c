@@ -197,3 +197,34 @@ int vmaflags_read(struct vmaflags *v, struct proc_vma *vmas, size_t n, struct fe
 }
 
 #endif
+
+int vmaflags_check_smaps(struct vmaflags *v, pid_t pid, size_t *n, uint32_t *seen,
+			 struct ferry_err *err)
+{
+	struct proc_vma *m = NULL, *sm = NULL;
+	size_t sn = 0;
+	int r;
+
+	*n = 0;
+	*seen = 0;
+	r = proc_parse_maps(pid, false, &m, n, err);
+	if (r == 0)
+		r = vmaflags_read(v, m, *n, err);
+	if (r == 0)
+		r = proc_parse_maps(pid, true, &sm, &sn, err);
+	if (r == 0 && sn != *n)
+		r = ferry_fail(err, EPROTO, "pid %d: %zu mappings in smaps, %zu in maps", pid, sn,
+			       *n);
+	for (size_t i = 0; r == 0 && i < *n; i++) {
+		uint32_t want = sm[i].vmflags & ~VMF_UNKNOWN;
+		*seen |= m[i].vmflags;
+		if (m[i].start != sm[i].start || m[i].vmflags != want)
+			r = ferry_fail(err, EPROTO, "pid %d: %#llx-%#llx %s: BPF says %#x, smaps %#x",
+				       pid, (unsigned long long)m[i].start,
+				       (unsigned long long)m[i].end, m[i].path ? m[i].path : "",
+				       m[i].vmflags, want);
+	}
+	proc_free_maps(m, *n);
+	proc_free_maps(sm, sn);
+	return r;
+}

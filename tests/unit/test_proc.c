@@ -907,9 +907,9 @@ static void child_with_flagged_mappings(int ready)
 static void real_vmaflags_agree_with_smaps(void **state)
 {
 	struct ferry_err err = {0};
-	struct proc_vma *m, *sm;
 	struct vmaflags *vf;
-	size_t n, sn;
+	uint32_t seen;
+	size_t n;
 	int pipefd[2];
 	char c;
 
@@ -927,33 +927,16 @@ static void real_vmaflags_agree_with_smaps(void **state)
 		print_message("SKIP: no BPF vma flags reader here: %s\n", err.msg);
 		skip();
 	}
-	int r = proc_parse_maps(child, false, &m, &n, &err);
-	if (r == 0)
-		r = vmaflags_read(vf, m, n, &err);
-	if (r == 0)
-		r = proc_parse_maps(child, true, &sm, &sn, &err);
+	int r = vmaflags_check_smaps(vf, child, &n, &seen, &err);
 	vmaflags_close(vf);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
-	if (r < 0) {
-		proc_free_maps(m, n);
+	if (r < 0)
 		fail_msg("%s", err.msg);
-	}
-	assert_int_equal(n, sn);
-	uint32_t seen = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint32_t want = sm[i].vmflags & ~VMF_UNKNOWN;
-		seen |= m[i].vmflags;
-		if (m[i].start != sm[i].start || m[i].vmflags != want)
-			fail_msg("%#llx-%#llx %s: BPF says %#x, smaps %#x",
-				 (unsigned long long)m[i].start, (unsigned long long)m[i].end,
-				 m[i].path ? m[i].path : "", m[i].vmflags, want);
-	}
+	assert_true(n > 0);
 	/* not VMF_LO: under ASan mlock does nothing */
 	const uint32_t made = VMF_DC | VMF_DD | VMF_WF | VMF_GD | VMF_SH | VMF_NR;
 	assert_int_equal(seen & made, made);
-	proc_free_maps(m, n);
-	proc_free_maps(sm, sn);
 }
 
 int main(void)
