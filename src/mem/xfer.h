@@ -42,6 +42,13 @@ struct page_xfer {
 
 /* Local image directory: pagemap-PID.img and pages-PID.img in dirfd. */
 int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **x, struct ferry_err *err);
+/* Land data in the pages file ahead of its chunk: from buf, or the next len
+ * bytes of a pipe (spliced where the file system can). xfer_local_seal then
+ * makes all landed bytes one chunk with the given XXH3-64 (not checked here:
+ * restore checks every chunk). Plain writes are refused while data is landed. */
+int xfer_local_land(struct page_xfer *x, const void *buf, size_t len, struct ferry_err *err);
+int xfer_local_land_pipe(struct page_xfer *x, int pipe_rd, size_t len, struct ferry_err *err);
+int xfer_local_seal(struct page_xfer *x, size_t len, uint64_t xxh3, struct ferry_err *err);
 /* Only record the runs, as sent-pagemap-PID.img (the data goes to a page server):
  * the next pre-copy round plans its holes against it. */
 int xfer_runs_open(int dirfd, pid_t pid, struct page_xfer **x, struct ferry_err *err);

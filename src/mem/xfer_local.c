@@ -5,6 +5,13 @@
  * checksummed chunk per write_data call; the runs are kept in memory and
  * written as pagemap-PID.img at commit, together with the final header of the
  * pages file. Adjacent runs of the same kind are merged.
+ *
+ * The page server may also land data ahead of its chunk: it goes into the
+ * pages file as it arrives (xfer_local_land*, from a pipe by splice or from a
+ * buffer) and becomes a chunk when its hash follows (xfer_local_seal).
+ *
+ *   pages file: [hdr 4096][chunk][chunk][landed, not yet sealed ...]
+ *                                       ^ off          ^ off + landed
  */
 #include "mem/xfer.h"
 
@@ -32,6 +39,8 @@ struct xfer_local {
 	PageChunk *chunks;
 	size_t nr_chunks, cap_chunks;
 	uint64_t pending;     /* data bytes announced by present runs, not yet written */
+	uint64_t landed;      /* bytes written at off, not yet sealed as a chunk */
+	bool no_splice;       /* the file system refused splice: read the pipe instead */
 	char snapshot[64];
 	char parent[64];
 };
@@ -101,6 +110,9 @@ static int local_write_chunk(struct page_xfer *px, const void *buf, size_t len,
 	if (len > x->pending)
 		return ferry_fail(err, EINVAL, "page data beyond its runs (%zu > %lu bytes)", len,
 				  (unsigned long)x->pending);
+	if (x->landed)
+		return ferry_fail(err, EINVAL, "page data while %lu landed bytes wait for their hash",
+				  (unsigned long)x->landed);
 	if (x->pages_fd < 0) { /* runs only: the data went elsewhere */
 		x->off += len;
 		x->pending -= len;
@@ -133,6 +145,96 @@ static int local_write_hashed(struct page_xfer *px, const void *buf, size_t len,
 	return local_write_chunk(px, buf, len, &xxh3, err);
 }
 
+static int land_check(struct xfer_local *x, size_t len, struct ferry_err *err)
+{
+	if (x->pages_fd < 0)
+		return ferry_fail(err, EINVAL, "landing page data in a sink of runs only");
+	if (len > x->pending - x->landed)
+		return ferry_fail(err, EINVAL, "page data beyond its runs (%zu > %lu bytes)", len,
+				  (unsigned long)(x->pending - x->landed));
+	return 0;
+}
+
+int xfer_local_land(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
+{
+	struct xfer_local *x = (struct xfer_local *)px;
+	int r = land_check(x, len, err);
+
+	if (r < 0)
+		return r;
+	r = pwrite_all(x->pages_fd, buf, len, x->off + x->landed);
+	if (r < 0)
+		return ferry_fail(err, -r, "write pages-%d.img at offset %lu", x->pid,
+				  (unsigned long)(x->off + x->landed));
+	x->landed += len;
+	return 0;
+}
+
+/* The pipe's next len bytes by read and pwrite, for a file system without splice. */
+static int land_pipe_copy(struct xfer_local *x, int pipe_rd, size_t len, struct ferry_err *err)
+{
+	char buf[65536];
+
+	while (len) {
+		ssize_t got = read(pipe_rd, buf, len < sizeof(buf) ? len : sizeof(buf));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return ferry_fail(err, got < 0 ? errno : EIO, "read page data from a pipe");
+		int r = xfer_local_land(&x->x, buf, got, err);
+		if (r < 0)
+			return r;
+		len -= got;
+	}
+	return 0;
+}
+
+int xfer_local_land_pipe(struct page_xfer *px, int pipe_rd, size_t len, struct ferry_err *err)
+{
+	struct xfer_local *x = (struct xfer_local *)px;
+	int r = land_check(x, len, err);
+
+	while (r == 0 && len && !x->no_splice) {
+		loff_t at = x->off + x->landed;
+		ssize_t n = splice(pipe_rd, NULL, x->pages_fd, &at, len, SPLICE_F_MOVE);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EINVAL || errno == EOPNOTSUPP)) {
+			pr_debug("pages-%d.img: no splice into this file system, copying", x->pid);
+			x->no_splice = true;
+			break;
+		}
+		if (n <= 0)
+			return ferry_fail(err, n < 0 ? errno : EIO, "write pages-%d.img at offset %lu",
+					  x->pid, (unsigned long)(x->off + x->landed));
+		x->landed += n;
+		len -= n;
+	}
+	if (r == 0 && len)
+		r = land_pipe_copy(x, pipe_rd, len, err);
+	return r;
+}
+
+int xfer_local_seal(struct page_xfer *px, size_t len, uint64_t xxh3, struct ferry_err *err)
+{
+	struct xfer_local *x = (struct xfer_local *)px;
+
+	if (len != x->landed)
+		return ferry_fail(err, EINVAL, "a chunk of %zu bytes, but %lu were landed", len,
+				  (unsigned long)x->landed);
+	if (grow((void **)&x->chunks, &x->cap_chunks, x->nr_chunks + 1, sizeof(PageChunk)) < 0)
+		return ferry_fail(err, ENOMEM, "page chunks");
+	PageChunk *c = &x->chunks[x->nr_chunks++];
+	page_chunk__init(c);
+	c->off = x->off;
+	c->len = len;
+	c->xxh3 = xxh3;
+	x->off += len;
+	x->pending -= len;
+	x->landed = 0;
+	return 0;
+}
+
 static int local_commit(struct page_xfer *px, struct ferry_err *err)
 {
 	struct xfer_local *x = (struct xfer_local *)px;
@@ -140,6 +242,9 @@ static int local_commit(struct page_xfer *px, struct ferry_err *err)
 	char name[64];
 	int r;
 
+	if (x->landed)
+		return ferry_fail(err, EINVAL, "%lu bytes of page data without their hash",
+				  (unsigned long)x->landed);
 	if (x->pending)
 		return ferry_fail(err, EINVAL, "last page run misses %lu bytes",
 				  (unsigned long)x->pending);

@@ -352,6 +352,77 @@ static void chunk_checksums_cover_exactly_the_data(void **state)
 	free_pagemap(pm);
 }
 
+/* The page server's way: data landed as it arrives (from a buffer or a pipe), sealed by its hash. */
+static void landed_data_becomes_one_chunk_when_sealed(void **state)
+{
+	struct tmpdir *t = *state;
+	struct page_xfer *x = open_local(t);
+	struct ferry_err err = {0};
+	uint8_t data[5 * PAGE_SIZE], back[5 * PAGE_SIZE];
+	int p[2], fd;
+	Pagemap *pm;
+
+	for (size_t i = 0; i < 5; i++)
+		fill_page(data + i * PAGE_SIZE, 4, 0x10000 + i * PAGE_SIZE);
+	assert_int_equal(pipe(p), 0);
+	add_run(x, 0x10000, 5, FERRY_PR_PRESENT);
+	/* chunk 1: a page from a buffer, two through the pipe */
+	check(xfer_local_land(x, data, PAGE_SIZE, &err), &err);
+	assert_int_equal(write(p[1], data + PAGE_SIZE, 2 * PAGE_SIZE), 2 * PAGE_SIZE);
+	check(xfer_local_land_pipe(x, p[0], 2 * PAGE_SIZE, &err), &err);
+	check(xfer_local_seal(x, 3 * PAGE_SIZE, XXH3_64bits(data, 3 * PAGE_SIZE), &err), &err);
+	/* chunk 2: two pages through the pipe */
+	assert_int_equal(write(p[1], data + 3 * PAGE_SIZE, 2 * PAGE_SIZE), 2 * PAGE_SIZE);
+	check(xfer_local_land_pipe(x, p[0], 2 * PAGE_SIZE, &err), &err);
+	check(xfer_local_seal(x, 2 * PAGE_SIZE, XXH3_64bits(data + 3 * PAGE_SIZE, 2 * PAGE_SIZE),
+			      &err),
+	      &err);
+	commit(x);
+	xfer_destroy(x);
+	close(p[0]);
+	close(p[1]);
+
+	pm = read_pagemap(t->fd, "pagemap");
+	assert_int_equal(pm->n_runs, 1);
+	assert_present_run(pm, 0, 0x10000, 5, DATA(0));
+	assert_int_equal(pm->n_chunks, 2);
+	assert_int_equal(pm->chunks[0]->off, DATA(0));
+	assert_int_equal(pm->chunks[0]->len, 3 * PAGE_SIZE);
+	assert_int_equal(pm->chunks[1]->off, DATA(3));
+	assert_int_equal(pm->chunks[1]->len, 2 * PAGE_SIZE);
+	assert_int_equal(pm->chunks[1]->xxh3, XXH3_64bits(data + 3 * PAGE_SIZE, 2 * PAGE_SIZE));
+	fd = openat(t->fd, "pages-4242.img", O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread_all(fd, back, sizeof(back), DATA(0)), 0);
+	assert_memory_equal(back, data, sizeof(data));
+	close(fd);
+	free_pagemap(pm);
+}
+
+static void landed_data_is_bounded_and_must_be_sealed(void **state)
+{
+	struct tmpdir *t = *state;
+	struct page_xfer *x = open_local(t);
+	struct ferry_err err = {0};
+	uint8_t buf[3 * PAGE_SIZE] = {0};
+
+	add_run(x, 0x10000, 2, FERRY_PR_PRESENT);
+	/* beyond the announced runs, also counting what is landed already */
+	assert_int_equal(xfer_local_land(x, buf, 3 * PAGE_SIZE, &err), -EINVAL);
+	assert_msg_has(&err, "beyond");
+	check(xfer_local_land(x, buf, PAGE_SIZE, &err), &err);
+	assert_int_equal(xfer_local_land(x, buf, 2 * PAGE_SIZE, &err), -EINVAL);
+	/* no plain write while data waits for its hash, no seal of another length */
+	assert_int_equal(xfer_write(x, buf, PAGE_SIZE, &err), -EINVAL);
+	assert_msg_has(&err, "landed");
+	assert_int_equal(xfer_local_seal(x, 2 * PAGE_SIZE, 0, &err), -EINVAL);
+	/* announced data all there, but not sealed: no commit */
+	check(xfer_local_land(x, buf, PAGE_SIZE, &err), &err);
+	assert_int_equal(xfer_commit(x, &err), -EINVAL);
+	assert_msg_has(&err, "without their hash");
+	xfer_destroy(x);
+}
+
 static void writing_more_data_than_announced_fails(void **state)
 {
 	struct tmpdir *t = *state;
@@ -1236,6 +1307,8 @@ int main(void)
 	    TMP_TEST(adjacent_runs_of_different_kinds_do_not_merge),
 	    TMP_TEST(batch_announced_before_its_data_gets_the_right_offsets),
 	    TMP_TEST(chunk_checksums_cover_exactly_the_data),
+	    TMP_TEST(landed_data_becomes_one_chunk_when_sealed),
+	    TMP_TEST(landed_data_is_bounded_and_must_be_sealed),
 	    TMP_TEST(writing_more_data_than_announced_fails),
 	    TMP_TEST(commit_with_data_missing_fails),
 	    TMP_TEST(runs_only_sink_writes_sent_pagemap_and_no_pages_file),
