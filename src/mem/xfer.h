@@ -38,6 +38,8 @@ struct page_xfer {
 	 * compute the XXH3-64 itself (off the writing thread) and call
 	 * xfer_write_hashed. */
 	bool takes_hash;
+	/* The data's reader runs on this host's CPUs (a page server on loopback). */
+	bool consumer_here;
 };
 
 /* Local image directory: pagemap-PID.img and pages-PID.img in dirfd. */

@@ -392,6 +392,7 @@ int xfer_tee_open(struct page_xfer *a, struct page_xfer *b, struct page_xfer **o
 	if (!t)
 		return ferry_fail(err, ENOMEM, "page xfer");
 	t->x.ops = &tee_ops;
+	t->x.consumer_here = a->consumer_here || b->consumer_here;
 	t->a = a;
 	t->b = b;
 	*out = &t->x;

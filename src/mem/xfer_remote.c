@@ -421,6 +421,8 @@ static int remote_connect(const char *addr, int port, const struct xfer_session 
 	if (r < 0)
 		ferry_wrap(err, "page server");
 	else
+		x->x.consumer_here = wire_peer_is_local(x->fd);
+	if (r == 0)
 		r = wire_client_hello(x->fd, x->peer, WROLE_PUSH, WFEAT_DATA_HASH, key, &agreed,
 				      err);
 	if (key) {

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,43 @@ static void sockaddr_name(const struct sockaddr *sa, char *buf, size_t size)
 	} else {
 		snprintf(buf, size, "(unknown peer)");
 	}
+}
+
+/* The address of a socket's end, without the port, for comparing two ends. */
+static bool end_addr(int fd, bool peer, struct sockaddr_storage *ss, const void **a, size_t *n)
+{
+	socklen_t len = sizeof(*ss);
+
+	if ((peer ? getpeername : getsockname)(fd, (struct sockaddr *)ss, &len) < 0)
+		return false;
+	if (ss->ss_family == AF_INET) {
+		*a = &((struct sockaddr_in *)ss)->sin_addr;
+		*n = sizeof(struct in_addr);
+	} else if (ss->ss_family == AF_INET6) {
+		*a = &((struct sockaddr_in6 *)ss)->sin6_addr;
+		*n = sizeof(struct in6_addr);
+	} else {
+		return false;
+	}
+	return true;
+}
+
+bool wire_peer_is_local(int fd)
+{
+	struct sockaddr_storage me, peer;
+	const void *a, *b;
+	size_t na, nb;
+
+	if (!end_addr(fd, true, &peer, &b, &nb) || !end_addr(fd, false, &me, &a, &na))
+		return false;
+	if (peer.ss_family == AF_INET && ((const uint8_t *)b)[0] == 127)
+		return true;
+	if (peer.ss_family == AF_INET6) {
+		const struct in6_addr *p6 = b;
+		if (IN6_IS_ADDR_LOOPBACK(p6) || (IN6_IS_ADDR_V4MAPPED(p6) && p6->s6_addr[12] == 127))
+			return true;
+	}
+	return na == nb && !memcmp(a, b, na);
 }
 
 void wire_peer_name(int fd, char *buf, size_t size)

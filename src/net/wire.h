@@ -233,6 +233,8 @@ int wire_listen(const char *addr, int port, int *fd, struct ferry_err *err);
 void wire_tune(int fd);
 /* "addr:port" of the other end. */
 void wire_peer_name(int fd, char *buf, size_t size);
+/* The peer runs on this host: a loopback address, or the socket's own address. */
+bool wire_peer_is_local(int fd);
 
 /* Send all of iov (modified), without SIGPIPE. */
 int wire_sendv(int fd, struct iovec *iov, int n, const char *peer, struct ferry_err *err);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -629,6 +630,34 @@ static void test_recv_names_the_peer_on_truncation(void **state)
 	close(sv[1]);
 }
 
+/* A connection over loopback has its peer on this host; a socket without an IP peer has none. */
+static void test_peer_on_loopback_is_local(void **state)
+{
+	struct ferry_err err = {0};
+	char peer[128];
+	int lfd = -1, cfd = -1, afd, sv[2];
+
+	(void)state;
+	assert_int_equal(wire_listen("127.0.0.1", 0, &lfd, &err), 0);
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+	assert_int_equal(wire_connect("127.0.0.1", ntohs(a.sin_port), 2000, &cfd, peer,
+				      sizeof(peer), &err),
+			 0);
+	afd = accept(lfd, NULL, NULL);
+	assert_true(afd >= 0);
+	assert_true(wire_peer_is_local(cfd));
+	assert_true(wire_peer_is_local(afd));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_false(wire_peer_is_local(sv[0]));
+	close(sv[0]);
+	close(sv[1]);
+	close(afd);
+	close(cfd);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -647,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_hello_with_and_without_keys),
 		cmocka_unit_test(test_hello_of_another_version_is_refused_on_both_sides),
 		cmocka_unit_test(test_recv_names_the_peer_on_truncation),
+		cmocka_unit_test(test_peer_on_loopback_is_local),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
