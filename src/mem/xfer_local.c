@@ -101,6 +101,21 @@ static int local_add_run(struct page_xfer *px, uint64_t vaddr, uint64_t nr, uint
 	return 0;
 }
 
+/* The len bytes written at off become a chunk. */
+static int add_chunk(struct xfer_local *x, size_t len, uint64_t xxh3, struct ferry_err *err)
+{
+	if (grow((void **)&x->chunks, &x->cap_chunks, x->nr_chunks + 1, sizeof(PageChunk)) < 0)
+		return ferry_fail(err, ENOMEM, "page chunks");
+	PageChunk *c = &x->chunks[x->nr_chunks++];
+	page_chunk__init(c);
+	c->off = x->off;
+	c->len = len;
+	c->xxh3 = xxh3;
+	x->off += len;
+	x->pending -= len;
+	return 0;
+}
+
 static int local_write_chunk(struct page_xfer *px, const void *buf, size_t len,
 			     const uint64_t *xxh3, struct ferry_err *err)
 {
@@ -122,16 +137,7 @@ static int local_write_chunk(struct page_xfer *px, const void *buf, size_t len,
 	if (r < 0)
 		return ferry_fail(err, -r, "write pages-%d.img at offset %lu", x->pid,
 				  (unsigned long)x->off);
-	if (grow((void **)&x->chunks, &x->cap_chunks, x->nr_chunks + 1, sizeof(PageChunk)) < 0)
-		return ferry_fail(err, ENOMEM, "page chunks");
-	PageChunk *c = &x->chunks[x->nr_chunks++];
-	page_chunk__init(c);
-	c->off = x->off;
-	c->len = len;
-	c->xxh3 = xxh3 ? *xxh3 : XXH3_64bits(buf, len);
-	x->off += len;
-	x->pending -= len;
-	return 0;
+	return add_chunk(x, len, xxh3 ? *xxh3 : XXH3_64bits(buf, len), err);
 }
 
 static int local_write(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
@@ -222,17 +228,10 @@ int xfer_local_seal(struct page_xfer *px, size_t len, uint64_t xxh3, struct ferr
 	if (len != x->landed)
 		return ferry_fail(err, EINVAL, "a chunk of %zu bytes, but %lu were landed", len,
 				  (unsigned long)x->landed);
-	if (grow((void **)&x->chunks, &x->cap_chunks, x->nr_chunks + 1, sizeof(PageChunk)) < 0)
-		return ferry_fail(err, ENOMEM, "page chunks");
-	PageChunk *c = &x->chunks[x->nr_chunks++];
-	page_chunk__init(c);
-	c->off = x->off;
-	c->len = len;
-	c->xxh3 = xxh3;
-	x->off += len;
-	x->pending -= len;
-	x->landed = 0;
-	return 0;
+	int r = add_chunk(x, len, xxh3, err);
+	if (r == 0)
+		x->landed = 0;
+	return r;
 }
 
 static int local_commit(struct page_xfer *px, struct ferry_err *err)

@@ -209,6 +209,18 @@ static int flush_data(struct conn *c, const uint64_t *xxh3, struct ferry_err *er
 	return r;
 }
 
+/* A receive (recv or splice) that returned n <= 0: 0 to try again (EINTR), else the failure. */
+static int recv_failed(struct conn *c, ssize_t n, struct ferry_err *err)
+{
+	if (n < 0 && errno == EINTR)
+		return 0;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) /* SO_RCVTIMEO */
+		return wire_stalled(c->peer, WIRE_IDLE_TIMEOUT_MS, err);
+	if (n < 0)
+		return ferry_fail_errno(err, "receive from %s", c->peer);
+	return wire_closed(c->peer, true, err);
+}
+
 /*
  * Page data in one blocking receive that waits for all of it (MSG_WAITALL):
  * far fewer system calls and wakeups than taking what is there and polling,
@@ -217,20 +229,16 @@ static int flush_data(struct conn *c, const uint64_t *xxh3, struct ferry_err *er
  */
 static int recv_all(struct conn *c, uint8_t *buf, size_t len, struct ferry_err *err)
 {
+	int r;
+
 	while (len) {
 		ssize_t got = recv(c->fd, buf, len, MSG_WAITALL);
 		if (got > 0) {
 			buf += got;
 			len -= got;
-			continue;
+		} else if ((r = recv_failed(c, got, err)) < 0) {
+			return r;
 		}
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) /* SO_RCVTIMEO */
-			return wire_stalled(c->peer, WIRE_IDLE_TIMEOUT_MS, err);
-		if (got < 0)
-			return ferry_fail_errno(err, "receive from %s", c->peer);
-		return wire_closed(c->peer, true, err);
 	}
 	return 0;
 }
@@ -258,13 +266,9 @@ static ssize_t splice_in(struct conn *c, size_t len, struct ferry_err *err)
 		ssize_t n = splice(c->fd, NULL, c->pipe[1], NULL, len, SPLICE_F_MOVE);
 		if (n > 0)
 			return n;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) /* SO_RCVTIMEO */
-			return wire_stalled(c->peer, WIRE_IDLE_TIMEOUT_MS, err);
-		if (n < 0)
-			return ferry_fail_errno(err, "receive from %s", c->peer);
-		return wire_closed(c->peer, true, err);
+		int r = recv_failed(c, n, err);
+		if (r < 0)
+			return r;
 	}
 }
 
