@@ -19,6 +19,10 @@
 #include "mem/page_read.h"
 
 #define DUMP_BUF_SIZE (2UL << 20)
+/* The slot of a large dump without a writer thread: read, hashed and sent while
+ * it is still in this CPU's cache. 1 GiB to a loopback page server, ABBA x10:
+ * median 414 ms at 512 KiB, 518 at 256 KiB; 415 at 512 KiB, 447 at 1 MiB. */
+#define INLINE_BUF_SIZE (512UL << 10)
 #define SCAN_VEC 512
 #define BATCH_IOV 1024
 
@@ -464,7 +468,10 @@ int mem_transfer(pid_t pid, const struct mem_plan *plan, bool target_runs, struc
 		if (plan->runs[i].flags & FERRY_PR_PRESENT)
 			present += plan->runs[i].nr_pages * PAGE_SIZE;
 	m->inline_write = present < DUMP_BUF_SIZE || !writer_pays(x);
-	m->buf_size = present < DUMP_BUF_SIZE ? (present ? present : PAGE_SIZE) : DUMP_BUF_SIZE;
+	if (present < DUMP_BUF_SIZE)
+		m->buf_size = present ? present : PAGE_SIZE;
+	else
+		m->buf_size = m->inline_write ? INLINE_BUF_SIZE : DUMP_BUF_SIZE;
 	m->slot[0].buf = malloc(m->buf_size);
 	m->slot[1].buf = m->inline_write ? NULL : malloc(m->buf_size);
 	pr_debug("pid %d: moving %lu KiB %s", pid, (unsigned long)(present >> 10),
