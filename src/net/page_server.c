@@ -90,6 +90,7 @@ struct conn {
 	size_t len;          /* bytes of data in buf, or landed, not yet in a chunk */
 	int pipe[2];         /* splices data into the pages file (-1: not open) */
 	size_t pipe_cap;
+	int lowat;           /* the socket's SO_RCVLOWAT (0: the default, one byte) */
 	struct conn *next;
 };
 
@@ -259,9 +260,24 @@ static int recv_data(struct conn *c, uint64_t len, struct ferry_err *err)
 	return 0;
 }
 
-/* The next at most len bytes of the socket into the pipe; returns how many. */
+/*
+ * The next at most len bytes of the socket into the pipe; returns how many.
+ * The socket's low-water mark is raised to len first (a bound the client's
+ * message will reach), so that this thread wakes once for the whole piece
+ * rather than for every segment of it (a wakeup from the other vCPU costs
+ * 40-100 us here). 1 GiB dumps to a loopback server, ABBA, 20 each: median
+ * 391 ms against 444 without the mark (and 340 against 358 for a mark of
+ * 256 KiB).
+ * The kernel caps the mark by the receive buffer, so a full buffer still wakes
+ * us; data_done() puts it back to one byte for the next message header.
+ */
 static ssize_t splice_in(struct conn *c, size_t len, struct ferry_err *err)
 {
+	int lowat = len;
+
+	if (lowat != c->lowat && setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat,
+					    sizeof(lowat)) == 0)
+		c->lowat = lowat;
 	for (;;) {
 		ssize_t n = splice(c->fd, NULL, c->pipe[1], NULL, len, SPLICE_F_MOVE);
 		if (n > 0)
@@ -270,6 +286,15 @@ static ssize_t splice_in(struct conn *c, size_t len, struct ferry_err *err)
 		if (r < 0)
 			return r;
 	}
+}
+
+static int data_done(struct conn *c, int r)
+{
+	int one = 1;
+
+	if (c->lowat > 1 && setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one)) == 0)
+		c->lowat = 1;
+	return r;
 }
 
 /* With DATA_HASH: len bytes of page data landed in the pages file, sealed by the next DATA_HASH. */
@@ -286,7 +311,7 @@ static int land_data(struct conn *c, uint64_t len, struct ferry_err *err)
 		if (c->pipe[0] >= 0) {
 			ssize_t n = splice_in(c, take < c->pipe_cap ? take : c->pipe_cap, err);
 			if (n < 0)
-				return n;
+				return data_done(c, n);
 			take = n;
 			r = xfer_local_land_pipe(c->s.x, c->pipe[0], take, err);
 		} else {
@@ -297,12 +322,12 @@ static int land_data(struct conn *c, uint64_t len, struct ferry_err *err)
 		}
 		if (r < 0) {
 			c->ecode = WE_IO;
-			return r;
+			return data_done(c, r);
 		}
 		c->len += take;
 		len -= take;
 	}
-	return 0;
+	return data_done(c, 0);
 }
 
 /* What page data goes through: a pipe to splice with, else a buffer. */
