@@ -62,7 +62,9 @@ for q in $(seq 1 "$QUADS"); do
 done
 
 for v in A B; do
+	# shellcheck disable=SC2086 # WALLS[v] is a list of numbers, split on purpose
 	sorted=$(printf '%s\n' ${WALLS[$v]} | sort -g | paste -sd, -)
+	# shellcheck disable=SC2086
 	med=$(printf '%s\n' ${WALLS[$v]} | median_of)
 	echo "{\"bench\": \"pageserver-ab\", \"build\": \"$v\", \"ferry\": \"${BIN[$v]}\", \"mib\": $MIB, \"median_ms\": $med, \"walls_ms_sorted\": [$sorted]}"
 done
