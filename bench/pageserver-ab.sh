@@ -34,9 +34,8 @@ compile "$WORK/bin" memhog
 mount_tmpfs $((MIB + 512))m ferry-bench-psab
 
 now() { date +%s%N; }
-median_of() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-declare -A BIN PORT WALLS
+declare -A BIN PORT
 BIN[A]=$FERRY_A
 BIN[B]=$FERRY_B
 for v in A B; do
@@ -56,15 +55,14 @@ for q in $(seq 1 "$QUADS"); do
 			die "dump with $v failed (see $WORK/dump$v.log; KEEP=1 keeps it)"
 		t1=$(now)
 		rm -rf "$MNT/srv$v/img$v" "$WORK/img$v"
-		WALLS[$v]="${WALLS[$v]:-} $(((t1 - t0) / 1000000))"
+		add "$v" $(((t1 - t0) / 1000000))
 	done
 	log "round $q of $QUADS"
 done
 
 for v in A B; do
-	# shellcheck disable=SC2086 # WALLS[v] is a list of numbers, split on purpose
-	sorted=$(printf '%s\n' ${WALLS[$v]} | sort -g | paste -sd, -)
-	# shellcheck disable=SC2086
-	med=$(printf '%s\n' ${WALLS[$v]} | median_of)
+	# shellcheck disable=SC2086 # SAMPLES[v] is a list of numbers, split on purpose
+	sorted=$(printf '%s\n' ${SAMPLES[$v]} | sort -g | paste -sd, -)
+	med=$(median "$v")
 	echo "{\"bench\": \"pageserver-ab\", \"build\": \"$v\", \"ferry\": \"${BIN[$v]}\", \"mib\": $MIB, \"median_ms\": $med, \"walls_ms_sorted\": [$sorted]}"
 done

@@ -51,6 +51,8 @@ int xfer_local_open(int dirfd, pid_t pid, struct page_xfer **x, struct ferry_err
 int xfer_local_land(struct page_xfer *x, const void *buf, size_t len, struct ferry_err *err);
 int xfer_local_land_pipe(struct page_xfer *x, int pipe_rd, size_t len, struct ferry_err *err);
 int xfer_local_seal(struct page_xfer *x, size_t len, uint64_t xxh3, struct ferry_err *err);
+/* Bytes landed and not yet sealed. */
+uint64_t xfer_local_landed(const struct page_xfer *x);
 /* Only record the runs, as sent-pagemap-PID.img (the data goes to a page server):
  * the next pre-copy round plans its holes against it. */
 int xfer_runs_open(int dirfd, pid_t pid, struct page_xfer **x, struct ferry_err *err);

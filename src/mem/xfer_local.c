@@ -101,26 +101,10 @@ static int local_add_run(struct page_xfer *px, uint64_t vaddr, uint64_t nr, uint
 	return 0;
 }
 
-/* The len bytes written at off become a chunk. */
-static int add_chunk(struct xfer_local *x, size_t len, uint64_t xxh3, struct ferry_err *err)
-{
-	if (grow((void **)&x->chunks, &x->cap_chunks, x->nr_chunks + 1, sizeof(PageChunk)) < 0)
-		return ferry_fail(err, ENOMEM, "page chunks");
-	PageChunk *c = &x->chunks[x->nr_chunks++];
-	page_chunk__init(c);
-	c->off = x->off;
-	c->len = len;
-	c->xxh3 = xxh3;
-	x->off += len;
-	x->pending -= len;
-	return 0;
-}
-
 static int local_write_chunk(struct page_xfer *px, const void *buf, size_t len,
 			     const uint64_t *xxh3, struct ferry_err *err)
 {
 	struct xfer_local *x = (struct xfer_local *)px;
-	int r;
 
 	if (len > x->pending)
 		return ferry_fail(err, EINVAL, "page data beyond its runs (%zu > %lu bytes)", len,
@@ -133,11 +117,9 @@ static int local_write_chunk(struct page_xfer *px, const void *buf, size_t len,
 		x->pending -= len;
 		return 0;
 	}
-	r = pwrite_all(x->pages_fd, buf, len, x->off);
-	if (r < 0)
-		return ferry_fail(err, -r, "write pages-%d.img at offset %lu", x->pid,
-				  (unsigned long)x->off);
-	return add_chunk(x, len, xxh3 ? *xxh3 : XXH3_64bits(buf, len), err);
+	/* a chunk written at once is one landed and sealed straight away */
+	return xfer_local_land(px, buf, len, err) ?:
+	       xfer_local_seal(px, len, xxh3 ? *xxh3 : XXH3_64bits(buf, len), err);
 }
 
 static int local_write(struct page_xfer *px, const void *buf, size_t len, struct ferry_err *err)
@@ -228,10 +210,22 @@ int xfer_local_seal(struct page_xfer *px, size_t len, uint64_t xxh3, struct ferr
 	if (len != x->landed)
 		return ferry_fail(err, EINVAL, "a chunk of %zu bytes, but %lu were landed", len,
 				  (unsigned long)x->landed);
-	int r = add_chunk(x, len, xxh3, err);
-	if (r == 0)
-		x->landed = 0;
-	return r;
+	if (grow((void **)&x->chunks, &x->cap_chunks, x->nr_chunks + 1, sizeof(PageChunk)) < 0)
+		return ferry_fail(err, ENOMEM, "page chunks");
+	PageChunk *c = &x->chunks[x->nr_chunks++];
+	page_chunk__init(c);
+	c->off = x->off;
+	c->len = len;
+	c->xxh3 = xxh3;
+	x->off += len;
+	x->pending -= len;
+	x->landed = 0;
+	return 0;
+}
+
+uint64_t xfer_local_landed(const struct page_xfer *px)
+{
+	return ((const struct xfer_local *)px)->landed;
 }
 
 static int local_commit(struct page_xfer *px, struct ferry_err *err)

@@ -22,8 +22,8 @@
  * client's hash seals it as one chunk, unread here (restore checks every
  * chunk against the data). Without a pipe (out of file descriptors) the data
  * goes through the buffer instead. Without DATA_HASH, the data is received into
- * the buffer and the server cuts chunks of PS_CHUNK bytes and hashes them
- * itself. All of it runs on the connection's own thread: a writer thread of
+ * the buffer and the server cuts chunks of PS_CHUNK bytes, which the sink
+ * hashes. All of it runs on the connection's own thread: a writer thread of
  * its own measured slower on 2 vCPUs, the data crossing CPUs between
  * receiving and writing costing more than the overlap gained.
  *
@@ -49,7 +49,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "core/hash.h"
 #include "core/image.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -87,7 +86,7 @@ struct conn {
 	uint32_t ecode;      /* ERROR code for the failure being reported */
 	bool hashed;         /* the client sends DATA_HASH (agreed in the hello) */
 	uint8_t *buf;        /* PS_BUF_SIZE bytes, when data goes through it */
-	size_t len;          /* bytes of data in buf, or landed, not yet in a chunk */
+	size_t len;          /* bytes of data in buf, not yet in the sink (without DATA_HASH) */
 	int pipe[2];         /* splices data into the pages file (-1: not open) */
 	size_t pipe_cap;
 	int lowat;           /* the socket's SO_RCVLOWAT (0: the default, one byte) */
@@ -194,16 +193,14 @@ static int fail(struct conn *c, uint32_t code, struct ferry_err *err, const char
 
 /* ------------------------------------------------------------- page data */
 
-/* The buffered data goes to the sink as one chunk: with the client's hash, or hashed here. */
-static int flush_data(struct conn *c, const uint64_t *xxh3, struct ferry_err *err)
+/* Without DATA_HASH: the buffered data goes to the sink as one chunk, hashed there. */
+static int flush_data(struct conn *c, struct ferry_err *err)
 {
 	int r;
 
 	if (!c->len)
 		return 0;
-	/* the sink is a local image (xfer_local), which takes the hash */
-	r = xfer_write_hashed(c->s.x, c->buf, c->len, xxh3 ? *xxh3 : XXH3_64bits(c->buf, c->len),
-			      err);
+	r = xfer_write(c->s.x, c->buf, c->len, err);
 	c->len = 0;
 	if (r < 0)
 		c->ecode = WE_IO;
@@ -254,7 +251,7 @@ static int recv_data(struct conn *c, uint64_t len, struct ferry_err *err)
 			return r;
 		c->len += take;
 		len -= take;
-		if (c->len == PS_CHUNK && (r = flush_data(c, NULL, err)) < 0)
+		if (c->len == PS_CHUNK && (r = flush_data(c, err)) < 0)
 			return r;
 	}
 	return 0;
@@ -300,9 +297,10 @@ static int data_done(struct conn *c, int r)
 /* With DATA_HASH: len bytes of page data landed in the pages file, sealed by the next DATA_HASH. */
 static int land_data(struct conn *c, uint64_t len, struct ferry_err *err)
 {
+	uint64_t landed = xfer_local_landed(c->s.x);
 	int r;
 
-	if (len > PS_BUF_SIZE - c->len)
+	if (len > PS_BUF_SIZE - landed)
 		return fail(c, WE_PROTO, err,
 			    "%s/pid %u: more than %lu bytes of page data without DATA_HASH",
 			    c->s.o.dir, c->s.pid, (unsigned long)PS_BUF_SIZE);
@@ -324,7 +322,6 @@ static int land_data(struct conn *c, uint64_t len, struct ferry_err *err)
 			c->ecode = WE_IO;
 			return data_done(c, r);
 		}
-		c->len += take;
 		len -= take;
 	}
 	return data_done(c, 0);
@@ -354,12 +351,12 @@ static int do_data_hash(struct conn *c, const struct wire_msg *m, struct ferry_e
 		return fail(c, WE_STATE, err, "DATA_HASH before OPEN");
 	if (!c->hashed)
 		return fail(c, WE_STATE, err, "DATA_HASH, but the hello did not agree on it");
-	if (m->u.hash.len != c->len)
+	uint64_t landed = xfer_local_landed(c->s.x);
+	if (m->u.hash.len != landed)
 		return fail(c, WE_PROTO, err,
 			    "%s/pid %u: DATA_HASH covers %lu bytes, %zu were sent since the last",
-			    c->s.o.dir, c->s.pid, (unsigned long)m->u.hash.len, c->len);
+			    c->s.o.dir, c->s.pid, (unsigned long)m->u.hash.len, (unsigned long)landed);
 	int r = xfer_local_seal(c->s.x, m->u.hash.len, m->u.hash.xxh3, err);
-	c->len = 0;
 	if (r < 0)
 		c->ecode = WE_IO;
 	return r;
@@ -571,11 +568,11 @@ static int do_commit(struct conn *c, const struct wire_msg *m, struct ferry_err 
 			    s->o.dir, s->pid, (unsigned long)m->u.commit.pages,
 			    (unsigned long)m->u.commit.runs, (unsigned long)s->pages,
 			    (unsigned long)s->runs);
-	if (c->hashed && c->len)
+	if (c->hashed && xfer_local_landed(s->x))
 		return fail(c, WE_PROTO, err,
-			    "%s/pid %u: COMMIT with %zu bytes of data without DATA_HASH", s->o.dir,
-			    s->pid, c->len);
-	r = flush_data(c, NULL, err);
+			    "%s/pid %u: COMMIT with %lu bytes of data without DATA_HASH", s->o.dir,
+			    s->pid, (unsigned long)xfer_local_landed(s->x));
+	r = flush_data(c, err);
 	c->ecode = WE_IO;
 	if (r == 0)
 		r = xfer_commit(s->x, err);
